@@ -1,0 +1,61 @@
+"""Floating dtypes under test: names, rounding to a dtype, and units in the last place.
+
+Every dtype is named by its canonical string (``float64``, ``float32``, ``float16``,
+``bfloat16``). NumPy has no bfloat16, so ``ml_dtypes`` provides it.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+FLOAT_DTYPES: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
+
+_NUMPY: dict[str, np.dtype] = {
+    "float64": np.dtype(np.float64),
+    "float32": np.dtype(np.float32),
+    "float16": np.dtype(np.float16),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+}
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The NumPy dtype for a canonical dtype name (bfloat16 from ml_dtypes)."""
+    try:
+        return _NUMPY[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; use one of {', '.join(FLOAT_DTYPES)}") from None
+
+
+def quantize(x: np.ndarray, dtype: str) -> np.ndarray:
+    """Round ``x`` to ``dtype`` (round to nearest even) and return it as float64.
+
+    Goldens are computed from inputs quantised this way, so that the rounding of the
+    inputs is never blamed on a framework.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    return x.astype(numpy_dtype(dtype)).astype(np.float64)
+
+
+def mantissa_bits(dtype: str) -> int:
+    """Number of explicit fraction bits of ``dtype`` (52, 23, 10, 7)."""
+    return int(ml_dtypes.finfo(numpy_dtype(dtype)).nmant)
+
+
+def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
+    """The unit in the last place of ``x`` in ``dtype``, as float64.
+
+    ``ulp(x) = 2**(floor(log2|x|) - nmant)``, never below the smallest subnormal of
+    ``dtype``; for values beyond the dtype's range the ulp at its largest finite value.
+    Non-finite inputs give NaN.
+    """
+    info = ml_dtypes.finfo(numpy_dtype(dtype))
+    x = np.abs(np.asarray(x, dtype=np.float64))
+    tiny_sub = float(info.smallest_subnormal)
+    big = float(info.max)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        clipped = np.minimum(x, big)
+        exponent = np.floor(np.log2(np.where(clipped > 0, clipped, 1.0)))
+        u = np.ldexp(1.0, (exponent - info.nmant).astype(np.int64))
+    u = np.maximum(u, tiny_sub)
+    return np.where(np.isfinite(x), u, np.nan)
