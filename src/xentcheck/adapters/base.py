@@ -1,0 +1,112 @@
+"""What an adapter is: a framework, its APIs, and the call they receive.
+
+An adapter module (one per framework) builds one :class:`Framework` holding a list of
+:class:`Api` objects, one per public API that computes a loss of the registry. The
+harness hands each API a :class:`Call` (one instance, one dtype, one device) and gets an
+:class:`Output` back, or an exception, which it records: ``Unsupported`` becomes an
+``unsupported`` row, anything else an ``error`` row (or a pass, when the case expects the
+input to be rejected).
+
+Adapters call each API the way a user would. They never "fix" a framework's semantics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class Unsupported(Exception):
+    """The API lacks this variant, parameter, dtype or device; the message says which."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One instance at one dtype on one device, as an adapter receives it.
+
+    inputs:    floating inputs already rounded to ``dtype`` (held as float64; cast them to
+               the framework's ``dtype``); class indices as int64; masks as bool.
+    params:    every parameter of the loss, registry defaults filled in.
+    explicit:  the names of the parameters the case set; an adapter passes a framework
+               argument only when the user would (e.g. no ``ignore_index`` unless set).
+    grad_inputs: the inputs to differentiate, in the order the golden has them.
+    cotangent: the vector to contract the output with, of the golden value's shape:
+               frameworks compute ``grad(sum(value * cotangent))`` (cast it to ``dtype``;
+               its values are exact in every dtype).
+    """
+
+    loss: str
+    inputs: Mapping[str, np.ndarray]
+    params: Mapping[str, Any]
+    explicit: frozenset[str]
+    dtype: str
+    device: str
+    grad_inputs: tuple[str, ...]
+    cotangent: np.ndarray
+
+    @property
+    def integer_target(self) -> bool:
+        """True when ``target`` holds class indices (an integer array)."""
+        t = self.inputs.get("target")
+        return t is not None and t.dtype.kind in "iu"
+
+
+@dataclass
+class Output:
+    """What an API returned: value and gradients converted to float64 NumPy arrays.
+
+    out_dtype is the framework's dtype name of the value (``float32`` when a float16 call
+    came back upcast, say); errors are measured in ULPs of the dtype under test.
+    """
+
+    value: np.ndarray
+    grads: dict[str, np.ndarray] = field(default_factory=dict)
+    out_dtype: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Api:
+    """One public API of a framework that computes ``loss``.
+
+    name:     the API as a user writes it (``torch.nn.functional.cross_entropy``); a user
+              recipe built around an API that lacks a parameter names the recipe, e.g.
+              ``optax.losses.softmax_cross_entropy_with_integer_labels+where``.
+    run:      computes the Output for a Call (raise Unsupported for a missing variant).
+    applies:  False for calls this API is not meant for at all because a sibling API of
+              the same framework covers them (integer labels vs probabilities); such calls
+              produce no row. Default: every call of ``loss``.
+    """
+
+    name: str
+    loss: str
+    run: Callable[[Call], Output]
+    applies: Callable[[Call], bool] = lambda call: True
+    doc: str = ""
+
+
+@dataclass
+class Framework:
+    """A framework adapter: its APIs, versions and devices.
+
+    versions():  package -> version string (``{"torch": "2.13.0"}``).
+    devices():   ``{"cpu": description, "gpu": description or None}``.
+    gpu_missing_reason(): why there is no GPU (None when there is one).
+    unsupported_reason(exc): a reason string when a raised exception means the API lacks
+                 a dtype or device (``"addmm" not implemented for 'Half'``), else None.
+    setup():     called once in the worker before anything runs (e.g. enable x64 in JAX).
+    """
+
+    name: str
+    apis: list[Api]
+    versions: Callable[[], dict[str, str]]
+    devices: Callable[[], dict[str, str | None]]
+    gpu_missing_reason: Callable[[], str | None] = lambda: None
+    unsupported_reason: Callable[[BaseException], str | None] = lambda exc: None
+    setup: Callable[[], None] = lambda: None
+
+    def apis_for(self, loss: str) -> list[Api]:
+        return [a for a in self.apis if a.loss == loss]

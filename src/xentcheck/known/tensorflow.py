@@ -1,0 +1,7 @@
+"""Documented differences of tensorflow (see :mod:`xentcheck.known`)."""
+
+from __future__ import annotations
+
+from xentcheck.known import Known
+
+ENTRIES: list[Known] = []
