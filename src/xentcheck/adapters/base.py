@@ -36,6 +36,9 @@ class Call:
     cotangent: the vector to contract the output with, of the golden value's shape:
                frameworks compute ``grad(sum(value * cotangent))`` (cast it to ``dtype``;
                its values are exact in every dtype).
+
+    When the reference rejects the input (a bad label, say) there is no golden:
+    ``grad_inputs`` is empty and ``cotangent`` is the scalar 1.0; compute the value only.
     """
 
     loss: str

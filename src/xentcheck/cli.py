@@ -1,0 +1,160 @@
+"""The ``xentcheck`` command: ``run``, ``report`` and ``cases`` (DESIGN.md, Command line).
+
+Exit status: 0 all conform (or only known differences), 1 discrepancies found, 2 bad
+input (a broken case file, an unknown framework) with a one-line reason and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from xentcheck import __version__
+from xentcheck.adapters import FRAMEWORKS
+from xentcheck.dtypes import FLOAT_DTYPES
+from xentcheck.harness.errors import CaseError
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="xentcheck", description="Cross-entropy conformance across frameworks."
+    )
+    p.add_argument("--version", action="version", version=f"xentcheck {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run cases through frameworks and write results (JSON Lines)")
+    r.add_argument(
+        "--framework",
+        action="append",
+        metavar="NAME",
+        help=f"one of {', '.join(FRAMEWORKS)} (repeatable; default all)",
+    )
+    r.add_argument(
+        "--cases",
+        action="append",
+        metavar="PATH",
+        help="case file or folder (repeatable; default ./cases)",
+    )
+    r.add_argument(
+        "--dtype",
+        action="append",
+        choices=FLOAT_DTYPES,
+        metavar="D",
+        help="limit to these dtypes (repeatable)",
+    )
+    r.add_argument(
+        "--device",
+        choices=["cpu", "gpu", "all"],
+        default="all",
+        help="default all: CPU, and GPU where present",
+    )
+    r.add_argument("--out", required=True, metavar="FILE.jsonl")
+    r.add_argument("--jobs", type=int, default=1, help="frameworks run in parallel (default 1)")
+    r.add_argument("--fail-on", choices=["unexplained", "any", "never"], default="unexplained",
+                   help="exit 1 on unexplained discrepancies (default), on any non-conformance including known ones, or never")  # fmt: skip
+    r.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    rep = sub.add_parser("report", help="render results as HTML")
+    rep.add_argument("results", nargs="+", metavar="FILE.jsonl")
+    rep.add_argument("-o", "--output", required=True, metavar="reports/index.html")
+    rep.add_argument(
+        "--baseline", action="append", metavar="OLD.jsonl", help="earlier results to diff against"
+    )
+    rep.add_argument(
+        "--markdown", metavar="FILE.md", help="also write the differences table as Markdown"
+    )
+    rep.add_argument(
+        "--readme",
+        metavar="README.md",
+        help="replace the generated block of this README with the table",
+    )
+
+    c = sub.add_parser("cases", help="validate and list cases")
+    c.add_argument("--cases", action="append", metavar="PATH")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": cmd_run, "report": cmd_report, "cases": cmd_cases}[args.command](args)
+    except (CaseError, UsageError) as exc:
+        print(f"xentcheck: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xentcheck: interrupted", file=sys.stderr)
+        return 130
+
+
+def _load(paths: list[str] | None):
+    from xentcheck.harness.cases import expand, load_cases
+
+    paths = paths or ["cases"]
+    cases = load_cases(paths)
+    return paths, cases, [i for c in cases for i in expand(c)]
+
+
+def cmd_run(args) -> int:
+    from xentcheck.harness.runner import exit_status, run
+
+    frameworks = args.framework or list(FRAMEWORKS)
+    for fw in frameworks:
+        if fw not in FRAMEWORKS:
+            raise UsageError(f"unknown framework {fw!r}; use one of: {', '.join(FRAMEWORKS)}")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    paths, cases, instances = _load(args.cases)
+    if not args.quiet:
+        print(
+            f"xentcheck: {len(cases)} cases, {len(instances)} instances; frameworks: {', '.join(frameworks)}",
+            file=sys.stderr,
+        )
+    out = Path(args.out)
+    rows = run(
+        frameworks, paths, cases, args.dtype, args.device, out, jobs=args.jobs, quiet=args.quiet
+    )
+    counts = Counter(r["status"] for r in rows)
+    summary = ", ".join(f"{k} {counts[k]}" for k in sorted(counts))
+    print(f"xentcheck: {len(rows)} results in {out}: {summary}", file=sys.stderr)
+    return exit_status(rows, args.fail_on)
+
+
+def cmd_report(args) -> int:
+    from xentcheck.report import build_report
+
+    for f in [*args.results, *(args.baseline or [])]:
+        if not Path(f).is_file():
+            raise UsageError(f"{f}: no such results file; run `xentcheck run --out {f}` first")
+    build_report(
+        args.results,
+        args.output,
+        baselines=args.baseline or [],
+        markdown=args.markdown,
+        readme=args.readme,
+    )
+    print(f"xentcheck: report written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_cases(args) -> int:
+    _, cases, instances = _load(args.cases)
+    for case in cases:
+        n = sum(1 for i in instances if i.case is case)
+        tags = f" [{', '.join(case.tags)}]" if case.tags else ""
+        print(f"{case.key}  {case.loss}  {n} instance(s) x {len(case.dtypes)} dtype(s){tags}")
+    by_loss = Counter(i.loss for i in instances)
+    print(
+        f"{len(cases)} cases, {len(instances)} instances: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(by_loss.items()))
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Case loading and validation, input generation, sweep expansion, running, comparison."""

@@ -1,0 +1,79 @@
+"""Comparison: tolerances, ULP errors in the dtype under test, NaN/Inf patterns."""
+
+import math
+
+import numpy as np
+import pytest
+
+from xentcheck.dtypes import quantize, ulp
+from xentcheck.harness.compare import DEFAULT_TOLERANCE, compare, tolerance_for
+
+
+def test_identical_arrays_pass_with_zero_error():
+    a = np.array([1.0, -2.5, 1e-30])
+    c = compare(a, a.copy(), "float64", *DEFAULT_TOLERANCE["float64"])
+    assert c.status == "pass"
+    assert c.max_abs_err == 0.0 and c.max_ulp == 0.0
+
+
+def test_one_ulp_in_float32_is_reported_as_one_ulp():
+    e = np.array([1.0])
+    a = np.array([1.0 + 2.0**-23])
+    c = compare(e, a, "float32", *DEFAULT_TOLERANCE["float32"])
+    assert c.status == "pass"
+    assert c.max_ulp == pytest.approx(1.0)
+
+
+def test_error_beyond_tolerance_is_a_mismatch_at_the_worst_element():
+    e = np.array([1.0, 2.0, 3.0])
+    a = np.array([1.0, 2.1, 3.0])
+    c = compare(e, a, "float32", *DEFAULT_TOLERANCE["float32"])
+    assert c.status == "mismatch"
+    assert c.index == [1]
+    assert c.max_abs_err == pytest.approx(0.1)
+    assert c.max_rel_err == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual"),
+    [([np.nan], [0.0]), ([np.inf], [1e308]), ([1.0], [np.nan]), ([np.inf], [-np.inf]), ([-np.inf], [np.nan])],
+)
+def test_nonfinite_patterns_must_match_exactly(expected, actual):
+    c = compare(np.array(expected), np.array(actual), "float64", 1e-7, 1e-7)
+    assert c.status == "nonfinite"
+
+
+def test_matching_nonfinite_patterns_compare_the_finite_rest():
+    e = np.array([np.nan, np.inf, 1.0])
+    assert compare(e, e.copy(), "float16", 1e-3, 1e-5).status == "pass"
+    assert compare(e, np.array([np.nan, np.inf, 2.0]), "float16", 1e-3, 1e-5).status == "mismatch"
+
+
+def test_shape_with_other_size_is_a_mismatch():
+    c = compare(np.zeros(3), np.zeros(2), "float64", 1e-7, 1e-7)
+    assert c.status == "mismatch" and "shape" in c.note
+
+
+def test_same_size_other_shape_is_compared_and_noted():
+    c = compare(np.zeros((2, 1)), np.zeros(2), "float64", 1e-7, 1e-7)
+    assert c.status == "pass" and "shape" in c.note
+
+
+def test_case_tolerance_overrides_per_dtype():
+    assert tolerance_for("float16", {}) == DEFAULT_TOLERANCE["float16"]
+    assert tolerance_for("float16", {"*": {"rtol": 0.5}}) == (0.5, 1e-5)
+    assert tolerance_for("float16", {"*": {"rtol": 0.5}, "float16": {"atol": 2.0}}) == (0.5, 2.0)
+
+
+@pytest.mark.parametrize("dtype,nmant", [("float64", 52), ("float32", 23), ("float16", 10), ("bfloat16", 7)])
+def test_ulp_at_one_and_quantize(dtype, nmant):
+    assert ulp(np.array(1.0), dtype) == 2.0**-nmant
+    assert ulp(np.array(1.5), dtype) == 2.0**-nmant
+    # rounding 1 + ulp/4 to the dtype gives 1 back
+    assert quantize(np.array([1.0 + 2.0**-nmant / 4]), dtype)[0] == 1.0
+
+
+def test_ulp_of_zero_is_the_smallest_subnormal():
+    assert ulp(np.array(0.0), "float64") == 5e-324
+    assert ulp(np.array(0.0), "float16") == 2.0**-24
+    assert math.isnan(ulp(np.array(np.inf), "float32"))
