@@ -57,5 +57,5 @@ def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
         clipped = np.minimum(x, big)
         exponent = np.floor(np.log2(np.where(clipped > 0, clipped, 1.0)))
         u = np.ldexp(1.0, (exponent - info.nmant).astype(np.int64))
-    u = np.maximum(u, tiny_sub)
+    u = np.where(clipped > 0, np.maximum(u, tiny_sub), tiny_sub)
     return np.where(np.isfinite(x), u, np.nan)

@@ -16,6 +16,7 @@ in the dtype under test. An input torch does not differentiate is left out of th
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import warnings
@@ -144,6 +145,11 @@ def _check_gpu_labels(call: Call, target: torch.Tensor, classes: int, ignore_ind
         )
 
 
+def _classes(x: torch.Tensor) -> int:
+    """Size of the class axis: 1, or 0 for an unbatched ``[C]`` input."""
+    return int(x.shape[1] if x.dim() >= 2 else x.shape[0]) if x.dim() else 0
+
+
 def _ignore_index(call: Call) -> int:
     kw = _opt(call, "ignore_index")
     return int(kw.get("ignore_index", _TORCH_IGNORE_INDEX))
@@ -175,8 +181,8 @@ def _ce_args(t: Tensors, call: Call) -> tuple[torch.Tensor, torch.Tensor, dict[s
     kw = _opt(call, "ignore_index", "label_smoothing", "reduction")
     if "weight" in t:
         kw["weight"] = t["weight"]
-    if not target.is_floating_point() and logits.dim() >= 2:
-        _check_gpu_labels(call, target, logits.shape[1], _ignore_index(call))
+    if not target.is_floating_point():
+        _check_gpu_labels(call, target, _classes(logits), _ignore_index(call))
     return logits, target, kw
 
 
@@ -195,8 +201,7 @@ def _nll_args(t: Tensors, call: Call) -> tuple[torch.Tensor, torch.Tensor, dict[
     kw = _opt(call, "ignore_index", "reduction")
     if "weight" in t:
         kw["weight"] = t["weight"]
-    if log_probs.dim() >= 2:
-        _check_gpu_labels(call, target, log_probs.shape[1], _ignore_index(call))
+    _check_gpu_labels(call, target, _classes(log_probs), _ignore_index(call))
     return log_probs, target, kw
 
 
@@ -213,8 +218,7 @@ def _nll_module(t: Tensors, call: Call) -> torch.Tensor:
 def _categorical_nll_log(t: Tensors, call: Call) -> torch.Tensor:
     """The user recipe for probabilities and class indices: ``nll_loss(torch.log(p), y)``."""
     probs, target = t["probs"], t["target"]
-    if probs.dim() >= 2:
-        _check_gpu_labels(call, target, probs.shape[1], _TORCH_IGNORE_INDEX)
+    _check_gpu_labels(call, target, _classes(probs), _TORCH_IGNORE_INDEX)
     return F.nll_loss(torch.log(probs), target, **_opt(call, "reduction"))
 
 
@@ -278,6 +282,21 @@ def _perplexity(t: Tensors, call: Call) -> torch.Tensor:
 # ---------------------------------------------------------------------- binary family
 
 
+def _check_gpu_unit_interval(t: Tensors) -> None:
+    """On CUDA, binary_cross_entropy asserts ``0 <= x <= 1`` inside the kernel: a
+    device-side assert that poisons the context (the CPU raises a RuntimeError)."""
+    probs = t["probs"]
+    if probs.device.type != "cuda":
+        return
+    for name in ("probs", "target"):
+        x = t[name].detach()
+        if bool(((x < 0) | (x > 1) | torch.isnan(x)).any()):
+            raise Unsupported(
+                f"{name} outside [0, 1] on CUDA: binary_cross_entropy raises a device-side "
+                "assert that poisons the CUDA context; checked on the CPU only"
+            )
+
+
 def _bce_args(t: Tensors, call: Call) -> dict[str, Any]:
     kw = _opt(call, "reduction")
     if "weight" in t:
@@ -286,10 +305,12 @@ def _bce_args(t: Tensors, call: Call) -> dict[str, Any]:
 
 
 def _bce(t: Tensors, call: Call) -> torch.Tensor:
+    _check_gpu_unit_interval(t)
     return F.binary_cross_entropy(t["probs"], t["target"], **_bce_args(t, call))
 
 
 def _bce_module(t: Tensors, call: Call) -> torch.Tensor:
+    _check_gpu_unit_interval(t)
     return nn.BCELoss(**_bce_args(t, call))(t["probs"], t["target"])
 
 
@@ -313,7 +334,9 @@ def _focal(t: Tensors, call: Call) -> torch.Tensor:
     user without torchvision would copy it. Its default reduction is ``none``, so the
     reduction is always passed (the registry's default is ``mean``)."""
     inputs, targets = t["logits"], t["target"]
-    alpha = float(call.params.get("alpha", 0.25))
+    alpha = call.params.get("alpha", 0.25)
+    # no alpha weighting: torchvision's way to say it is alpha=-1 ("-1 for ignore")
+    alpha = -1.0 if alpha is None else float(alpha)
     gamma = float(call.params.get("gamma", 2.0))
     reduction = call.params.get("reduction", "mean")
     p = torch.sigmoid(inputs)
@@ -442,7 +465,8 @@ def _cpu_name() -> str:
                     break
     except OSError:
         pass
-    return f"{name} ({torch.get_num_threads()} torch threads)"
+    n = torch.get_num_threads()
+    return f"{name} ({n} torch thread{'' if n == 1 else 's'})"
 
 
 def _gpu_missing_reason() -> str | None:
@@ -471,6 +495,17 @@ def _unsupported_reason(exc: BaseException) -> str | None:
     return None
 
 
+def _setup() -> None:
+    """One intra-op thread unless ``XENTCHECK_TORCH_THREADS`` says otherwise.
+
+    The instances are small: with several OpenMP threads on a busy machine every op pays
+    for thread wake-ups (50 ms for a 4x5 cross_entropy with its backward on 2 shared cores,
+    0.2 ms on one thread), and one thread makes the summation order, hence the last bits
+    of large reductions, the same from run to run.
+    """
+    torch.set_num_threads(int(os.environ.get("XENTCHECK_TORCH_THREADS", "1")))
+
+
 FRAMEWORK = Framework(
     name="torch",
     apis=APIS,
@@ -478,4 +513,5 @@ FRAMEWORK = Framework(
     devices=_devices,
     gpu_missing_reason=_gpu_missing_reason,
     unsupported_reason=_unsupported_reason,
+    setup=_setup,
 )

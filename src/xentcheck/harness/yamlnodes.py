@@ -49,6 +49,7 @@ def load_located(text: str, path: str):
 
 
 _MAX_DEPTH = 64
+_PLAIN_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
 _MAX_NODES = 5_000_000  # aliases can make a small file expand exponentially
 
 
@@ -64,6 +65,8 @@ def _convert(node, path: str, constructor, depth: int, budget: list[int]):
             return constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             raise CaseError(path, line, f"bad scalar: {exc}") from None
+    if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_TAGS:
+        raise CaseError(path, line, f"tag {node.tag!r} is not allowed; write plain YAML lists and mappings")
     if isinstance(node, yaml.SequenceNode):
         out = Seq(_convert(n, path, constructor, depth + 1, budget) for n in node.value)
         out.line = line

@@ -1,7 +1,573 @@
-"""Documented differences of tensorflow (see :mod:`xentcheck.known`)."""
+"""Documented differences of tensorflow / keras (see :mod:`xentcheck.known`).
+
+Each entry names the mechanism its source documents and checks, in its predicate, that
+the finding is an instance of it: where the mechanism has a closed form (Keras averages
+over the last axis, sums over the class axis, divides by the element count, computes in
+float32, TensorFlow's softmax gradient assumes label rows summing to 1 ...) the predicate
+recomputes what TensorFlow documents and asks the framework's output to match that model
+at the dtype's tolerance; where it is a condition (a clipped probability, an out-of-range
+label) it checks that the condition really holds. A difference an entry does not explain
+stays a ``mismatch``.
+"""
 
 from __future__ import annotations
 
-from xentcheck.known import Known
+import re
 
-ENTRIES: list[Known] = []
+import numpy as np
+
+from xentcheck.known import Finding, Known
+
+# --------------------------------------------------------------------------- helpers
+
+#: Keras' ``backend.epsilon()``, the clip bound of its probability losses
+EPSILON = 1e-7
+
+#: (rtol, atol) per dtype, torch.testing's table (as the harness uses), loosened twice
+_TOL = {
+    "float64": (2e-7, 2e-7),
+    "float32": (2.6e-6, 2e-5),
+    "float16": (2e-3, 2e-5),
+    "bfloat16": (3.2e-2, 2e-5),
+}
+
+_KERAS_OBJECT = re.compile(r"keras\.losses\.[A-Z]")
+
+_FIRST = {
+    "softmax_cross_entropy": "logits",
+    "categorical_cross_entropy": "probs",
+    "binary_cross_entropy": "probs",
+    "binary_cross_entropy_with_logits": "logits",
+    "sigmoid_focal_loss": "logits",
+    "kl_divergence": "input",
+    "token_cross_entropy": "logits",
+    "perplexity": "logits",
+}
+
+
+def _keras_object(f: Finding) -> bool:
+    """A Keras ``Loss`` object: it computes in ``keras.backend.floatx()`` (float32)."""
+    return _KERAS_OBJECT.search(f.api) is not None
+
+
+def _compute_dtype(f: Finding) -> str:
+    return "float32" if _keras_object(f) and f.dtype == "float64" else f.dtype
+
+
+def _close(actual, model, f: Finding) -> bool:
+    """``actual`` matches ``model`` at the tolerance of the dtype TensorFlow computed in,
+    with the same NaN/Inf pattern."""
+    if actual is None or model is None:
+        return False
+    a = np.asarray(actual, dtype=np.float64)
+    m = np.asarray(model, dtype=np.float64)
+    if a.shape != m.shape:
+        if a.size != m.size:
+            return False
+        m = m.reshape(a.shape)
+    if not (
+        np.array_equal(np.isnan(a), np.isnan(m))
+        and np.array_equal(a == np.inf, m == np.inf)
+        and np.array_equal(a == -np.inf, m == -np.inf)
+    ):
+        return False
+    fin = np.isfinite(a)
+    rtol, atol = _TOL[_compute_dtype(f)]
+    scale = np.max(np.abs(m[fin]), initial=0.0)
+    err = np.abs(a[fin] - m[fin])
+    # cancelling gradient entries are judged against the largest entry's magnitude
+    return bool(np.all(err <= atol + rtol * np.maximum(np.abs(m[fin]), 1e-3 * scale)))
+
+
+def _first(f: Finding) -> np.ndarray:
+    return np.asarray(f.inputs[_FIRST[f.loss]], dtype=np.float64)
+
+
+def _class_last(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    return np.moveaxis(a, 1, -1) if a.ndim >= 2 else a
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """An array ``[N, C, d..]`` (or ``[C]``) as rows ``[M, C]`` over its class axis."""
+    a = _class_last(a)
+    return a.reshape(-1, a.shape[-1])
+
+
+def _reduction(f: Finding) -> str:
+    return str(f.params.get("reduction", "mean"))
+
+
+def _quantity_array(f: Finding) -> str:
+    return f.quantity[5:] if f.quantity.startswith("grad:") else ""
+
+
+def _labels(f: Finding) -> np.ndarray:
+    return np.asarray(f.inputs["target"]).astype(np.int64)
+
+
+def _integer_target(f: Finding) -> bool:
+    t = f.inputs.get("target")
+    return t is not None and np.asarray(t).dtype.kind in "iu"
+
+
+def _softmax_rows(x: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        z = x - np.max(x, axis=-1, keepdims=True)
+        e = np.exp(z)
+        return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def _cotangent(shape: tuple[int, ...]) -> np.ndarray:
+    n = int(np.prod(shape, dtype=np.int64))
+    return (1.0 + (np.arange(n) % 8) / 8.0).reshape(shape)
+
+
+# ------------------------------------------------------------ Keras Loss objects: float32
+
+
+def _float32_rounding(f: Finding) -> bool:
+    """A float64 call whose result is float32 numbers within float32 accuracy."""
+    if f.dtype != "float64" or f.actual is None or f.expected is None:
+        return False
+    a = np.asarray(f.actual, dtype=np.float64)
+    fin = np.isfinite(a)
+    if not np.array_equal(a[fin].astype(np.float32).astype(np.float64), a[fin]):
+        return False
+    return _close(a, f.expected, f)
+
+
+# ----------------------------------------------------------------- clipped probabilities
+
+_BINARY_PROB_APIS = (
+    "keras.losses.binary_crossentropy",
+    "keras.losses.BinaryCrossentropy",
+    "keras.ops.binary_crossentropy",
+)
+_CATEGORICAL_PROB_APIS = (
+    "keras.losses.categorical_crossentropy",
+    "keras.losses.CategoricalCrossentropy",
+    "keras.losses.sparse_categorical_crossentropy",
+    "keras.losses.SparseCategoricalCrossentropy",
+    "keras.ops.categorical_crossentropy",
+    "keras.ops.sparse_categorical_crossentropy",
+)
+_FOCAL_APIS = ("keras.losses.binary_focal_crossentropy*", "keras.losses.BinaryFocalCrossentropy*")
+_KL_APIS = ("keras.losses.kl_divergence*", "keras.losses.KLDivergence*")
+
+
+def _outside(p: np.ndarray, lo: float, hi: float) -> bool:
+    with np.errstate(invalid="ignore"):
+        return bool(np.any((p < lo) | (p > hi)))
+
+
+def _clipped(f: Finding) -> bool:
+    """Some probability the API clips lies outside Keras' ``[epsilon, 1 - epsilon]``
+    (``[epsilon, 1]`` for KL): the documented clip changes the value and zeroes the
+    gradient there (``1 - 1e-7`` rounds to 1 in float16 and bfloat16, so nothing is
+    clipped at the top there and ``log(1 - 1)`` is ``-inf``)."""
+    hi = 1.0 - EPSILON
+    if f.loss == "binary_cross_entropy":
+        return _outside(_first(f), EPSILON, hi)
+    if f.loss == "categorical_cross_entropy":
+        p = _first(f)
+        if _outside(p, EPSILON, hi):
+            return True
+        rows = _rows(p)
+        with np.errstate(all="ignore"):
+            q = rows / np.sum(rows, axis=-1, keepdims=True)
+        return _outside(q, EPSILON, hi)
+    if f.loss == "sigmoid_focal_loss":
+        with np.errstate(over="ignore"):
+            s = 1.0 / (1.0 + np.exp(-_first(f)))
+        return _outside(s, EPSILON, hi)
+    if f.loss == "kl_divergence":
+        with np.errstate(over="ignore"):
+            y_pred = np.exp(_first(f))
+            t = np.asarray(f.inputs["target"], dtype=np.float64)
+            y_true = np.exp(t) if f.params.get("log_target") else t
+        return _outside(y_pred, EPSILON, 1.0) or _outside(y_true, EPSILON, 1.0)
+    return False
+
+
+# ------------------------------------------------- categorical: probabilities renormalised
+
+
+def _renormalised(f: Finding) -> bool:
+    """Keras divides ``probs`` by their sum over the class axis (``sparse_`` forms take
+    ``log(probs)`` as logits, which does the same): the value is the reference's at
+    ``probs / sum(probs)``, and the gradient gains ``sum(target) / sum(probs)`` in every
+    class of a row (a per-row constant)."""
+    if f.loss != "categorical_cross_entropy" or f.actual is None or f.expected is None:
+        return False
+    from xentcheck.reference import evaluate  # the reference is only needed here
+
+    p = _first(f)
+    if _outside(p, 0.0, np.inf):
+        return False
+    if f.quantity == "value":
+        with np.errstate(all="ignore"):
+            s = np.sum(p, axis=1 if p.ndim >= 2 else 0, keepdims=True)
+            q = p / s
+        golden = evaluate(
+            f.loss,
+            {"probs": q, "target": f.inputs["target"]},
+            {"reduction": _reduction(f)},
+        )
+        return _close(f.actual, golden.value, f)
+    if f.quantity not in ("grad:probs", "grad:target"):
+        return False
+    a = _rows(np.asarray(f.actual, np.float64))
+    e = _rows(np.asarray(f.expected, np.float64))
+    fin = np.all(np.isfinite(a - e), axis=-1)
+    if not fin.any():
+        return False
+    a, e = a[fin], e[fin]
+    # the actual gradient must be the reference's plus one constant per row, read off at
+    # the row's smallest reference entry (where rounding disturbs it least)
+    at = np.argmin(np.abs(e), axis=-1)
+    offset = (a - e)[np.arange(a.shape[0]), at][:, None]
+    return _close(a, e + offset, f)
+
+
+# ------------------------------------------ softmax_cross_entropy_with_logits: label rows
+
+
+def _labels_must_sum_to_one(f: Finding) -> bool:
+    """TensorFlow's kernel returns ``softmax - labels`` as the logits gradient, which is
+    the gradient only when each label row sums to 1; the reference's is
+    ``sum(labels) * softmax - labels``. The predicate rebuilds TensorFlow's gradient."""
+    if f.quantity != "grad:logits" or _integer_target(f) or f.actual is None:
+        return False
+    x = _rows(_first(f))
+    y = _rows(np.asarray(f.inputs["target"], dtype=np.float64))
+    classes = x.shape[-1]
+    ls = float(f.params.get("label_smoothing") or 0.0)
+    y = (1.0 - ls) * y + ls / classes
+    with np.errstate(all="ignore"):
+        w = np.sum(y, axis=-1)
+    reduction = _reduction(f)
+    if reduction == "none":
+        u = _cotangent((x.shape[0],))
+    elif reduction == "mean":
+        u = np.full(x.shape[0], 1.0 / max(x.shape[0], 1))
+    else:
+        u = np.ones(x.shape[0])
+    p = _softmax_rows(x)
+    with np.errstate(all="ignore"):
+        model = _rows(np.asarray(f.expected, np.float64)) - ((w - 1.0) * u)[:, None] * p
+    actual = _rows(np.asarray(f.actual, np.float64))
+    # rows whose label sum is not finite have no meaningful reference gradient to rebuild
+    odd = ~np.isfinite(w)
+    model[odd] = actual[odd]
+    if np.all(np.abs(w[~odd] - 1.0) == 0.0) and not odd.any():
+        return False
+    return _close(actual, model, f)
+
+
+# ---------------------------------------------------------------- tf.where NaN gradients
+
+
+def _excluded_rows(f: Finding) -> np.ndarray:
+    t = _labels(f).ravel()
+    keep = np.ones(t.shape, dtype=bool)
+    ignore = f.params.get("ignore_index")
+    if ignore is not None:
+        keep &= t != int(ignore)
+    mask = f.inputs.get("mask")
+    if mask is not None:
+        keep &= np.asarray(mask, dtype=bool).ravel()
+    return ~keep
+
+
+def _where_nan_gradient(f: Finding) -> bool:
+    """NaN logits gradients only in rows the recipe drops with ``tf.where``, whose logits
+    are not finite: the dropped branch's NaN gradient still flows through ``tf.where``."""
+    if f.quantity != "grad:logits" or f.actual is None or f.expected is None:
+        return False
+    token = f.loss in ("token_cross_entropy", "perplexity")
+    x = _first(f)
+    rows = x.reshape(-1, x.shape[-1]) if token else _rows(x)
+    a = np.asarray(f.actual, np.float64)
+    e = np.asarray(f.expected, np.float64)
+    a = a.reshape(rows.shape) if token else _rows(a)
+    e = e.reshape(rows.shape) if token else _rows(e)
+    new_nan = np.any(np.isnan(a) & ~np.isnan(e), axis=-1)
+    if not new_nan.any():
+        return False
+    dropped = _excluded_rows(f)
+    bad_logits = ~np.all(np.isfinite(rows), axis=-1)
+    if not np.all(dropped[new_nan] & bad_logits[new_nan]):
+        return False
+    ok = ~new_nan
+    return _close(a[ok], e[ok], f)
+
+
+# --------------------------------------------------- Keras binary losses: last-axis mean
+
+
+def _binary_mean_over_last_axis(f: Finding) -> bool:
+    """Keras' binary losses return ``mean(elementwise, axis=-1)`` per sample: with
+    ``none`` that is the value, with ``sum`` the sum is divided by the last axis' length."""
+    x = _first(f)
+    if x.ndim == 0 or x.shape[-1] == 0 or f.expected is None:
+        return False
+    reduction = _reduction(f)
+    e = np.asarray(f.expected, np.float64)
+    if reduction == "none" and f.quantity == "value":
+        with np.errstate(all="ignore"):
+            return _close(f.actual, np.mean(e, axis=-1), f)
+    if reduction == "sum":
+        return _close(f.actual, e / x.shape[-1], f)
+    return False
+
+
+# ------------------------------------------------------- Keras KL: sum over class axis
+
+
+def _kl_sum_over_class_axis(f: Finding) -> bool:
+    """Keras' KL returns ``sum(y_true * log(y_true / y_pred), axis=-1)`` per sample (the
+    class axis, moved last): ``none`` gives those sums and the mean divides by the number
+    of samples (``size / C``), PyTorch's ``batchmean`` for 2-D inputs."""
+    x = _first(f)
+    if x.ndim == 0 or f.expected is None:
+        return False
+    classes = x.shape[1] if x.ndim >= 2 else x.shape[0]
+    e = np.asarray(f.expected, np.float64)
+    reduction = _reduction(f)
+    if reduction == "none":
+        if f.quantity != "value":
+            return False
+        return _close(f.actual, np.sum(_class_last(e), axis=-1), f)
+    keras_den = x.size / classes if classes else 0.0
+    if reduction == "mean":
+        ref_den = x.size
+    elif reduction == "batchmean":
+        ref_den = x.shape[0]
+        if not _keras_object(f):
+            return False  # the functional recipe divides by the batch size itself
+        if x.ndim == 1:
+            keras_den = 1.0
+    else:
+        return False
+    if keras_den == 0:
+        return False
+    return _close(f.actual, e * (ref_den / keras_den), f)
+
+
+# ------------------------------------------- Keras mean: element count, not weight sum
+
+
+def _keras_mean_denominator(f: Finding) -> bool:
+    """Keras' default reduction (``sum_over_batch_size``) divides the weighted sum by the
+    number of elements (the unmasked ones when ``ignore_class`` masks some), not by the
+    sum of the sample weights as PyTorch's weighted mean and the token-loss mean do."""
+    if f.expected is None or f.actual is None:
+        return False
+    if f.loss in ("token_cross_entropy", "perplexity"):
+        t = _labels(f).ravel()
+        ignore = f.params.get("ignore_index")
+        kept = t != int(ignore) if ignore is not None else np.ones(t.shape, bool)
+        mask = f.inputs.get("mask")
+        weights = kept & np.asarray(mask, bool).ravel() if mask is not None else kept
+        ref_den = float(np.sum(weights))
+        keras_den = float(np.sum(kept))
+    elif f.loss == "softmax_cross_entropy" and _reduction(f) == "mean":
+        t = _labels(f).ravel()
+        ignore = f.params.get("ignore_index")
+        kept = t != int(ignore) if ignore is not None else np.ones(t.shape, bool)
+        w = np.asarray(f.inputs["weight"], np.float64)
+        ref_den = float(np.sum(w[np.where(kept, t, 0)][kept]))
+        keras_den = float(np.sum(kept)) if ignore is not None else float(t.size)
+    else:
+        return False
+    if ref_den == 0 or keras_den == 0 or ref_den == keras_den:
+        return False
+    r = ref_den / keras_den
+    e = np.asarray(f.expected, np.float64)
+    if f.loss != "perplexity":
+        return _close(f.actual, e * r, f)
+    from xentcheck.reference import evaluate
+
+    m = float(evaluate("token_cross_entropy", dict(f.inputs), dict(f.params)).value)
+    if f.quantity == "value":
+        return _close(f.actual, np.exp(m * r), f)
+    return _close(f.actual, e * r * np.exp((r - 1.0) * m), f)
+
+
+# -------------------------------------------------------------- out-of-range class indices
+
+
+def _label_out_of_range(f: Finding) -> bool:
+    if not _integer_target(f):
+        return False
+    t = _labels(f)
+    classes = _rows(_first(f)).shape[-1]
+    return bool(np.any((t < 0) | (t >= classes)))
+
+
+def _one_hot_of_bad_label(f: Finding) -> bool:
+    """``tf.one_hot`` maps an index outside ``[0, depth)`` to a row of zeros (documented),
+    so the recipe returns a number where the reference rejects the label."""
+    return f.expect_error and f.actual is not None and _label_out_of_range(f)
+
+
+def _label_checked_where_masked(f: Finding) -> bool:
+    """The sparse kernel rejects every label outside ``[0, V)`` on the CPU, also at
+    positions a zero ``sample_weight`` masks out (the reference skips those)."""
+    if f.error is None or "outside the valid range" not in f.error or f.expected is None:
+        return False
+    t = _labels(f).ravel()
+    vocab = _first(f).shape[-1]
+    bad = (t < 0) | (t >= vocab)
+    ignore = f.params.get("ignore_index")
+    if ignore is not None:
+        bad &= t != int(ignore)
+    mask = f.inputs.get("mask")
+    if mask is None or not bad.any():
+        return False
+    return bool(np.all(~np.asarray(mask, bool).ravel()[bad]))
+
+
+# ------------------------------------------------------------------------------- entries
+
+_KERAS_LOSS_DOC = "https://www.tensorflow.org/api_docs/python/tf/keras/Loss"
+
+ENTRIES: list[Known] = [
+    Known(
+        id="keras-loss-object-computes-in-floatx",
+        framework="tensorflow",
+        apis=("keras.losses.[A-Z]*", "keras.ops.exp(keras.losses.[A-Z]*"),
+        explanation=(
+            "Keras Loss objects cast y_true/y_pred to their dtype, keras.backend.floatx() "
+            "(float32) unless dtype= is passed, so a float64 call is computed in float32."
+        ),
+        link=_KERAS_LOSS_DOC,
+        when=_float32_rounding,
+        statuses=("mismatch",),
+    ),
+    Known(
+        id="keras-probabilities-clipped-to-epsilon",
+        framework="tensorflow",
+        apis=(*_BINARY_PROB_APIS, *_CATEGORICAL_PROB_APIS, *_FOCAL_APIS, *_KL_APIS),
+        explanation=(
+            "Keras clips probabilities to [epsilon, 1 - epsilon] (epsilon = 1e-7; [1e-7, 1] "
+            "for both KL arguments) before the log: values change and gradients vanish "
+            "there, out-of-range probabilities are accepted, and 1 - 1e-7 rounds to 1 in "
+            "float16/bfloat16."
+        ),
+        link="https://www.tensorflow.org/api_docs/python/tf/keras/losses/KLD",
+        when=_clipped,
+    ),
+    Known(
+        id="keras-categorical-renormalises-probabilities",
+        framework="tensorflow",
+        apis=_CATEGORICAL_PROB_APIS,
+        explanation=(
+            "Keras divides probs by their sum over the class axis before the log "
+            "(sparse_ forms take log(probs) as logits, the same thing): the value is the "
+            "loss of probs/sum(probs), and the gradient gains sum(target)/sum(probs) in "
+            "every class even for rows that already sum to 1."
+        ),
+        link="https://github.com/keras-team/tf-keras/issues/47",
+        when=_renormalised,
+    ),
+    Known(
+        id="tf-softmax-xent-gradient-assumes-normalised-labels",
+        framework="tensorflow",
+        apis=(
+            "tf.nn.softmax_cross_entropy_with_logits*",
+            "keras.losses.categorical_crossentropy(from_logits=True)",
+            "keras.losses.CategoricalCrossentropy(from_logits=True)*",
+            "keras.ops.categorical_crossentropy(from_logits=True)",
+        ),
+        explanation=(
+            "The SoftmaxCrossEntropyWithLogits kernel requires each label row to be a "
+            "probability distribution and returns softmax - labels as the logits gradient; "
+            "for rows not summing exactly to 1 (dtype-rounded soft targets included) the "
+            "true gradient is sum(labels) * softmax - labels."
+        ),
+        link="https://www.tensorflow.org/api_docs/python/tf/raw_ops/SoftmaxCrossEntropyWithLogits",
+        when=_labels_must_sum_to_one,
+    ),
+    Known(
+        id="tf-where-propagates-nan-gradients",
+        framework="tensorflow",
+        apis=(
+            "tf.nn.sparse_softmax_cross_entropy_with_logits+*",
+            "tf.exp(tf.nn.sparse_softmax_cross_entropy_with_logits+*",
+        ),
+        explanation=(
+            "Dropping ignored/masked positions with tf.where keeps the value finite, but the "
+            "NaN gradient of the dropped branch (non-finite logits there) still flows "
+            "through tf.where."
+        ),
+        link="https://github.com/tensorflow/tensorflow/issues/20091",
+        when=_where_nan_gradient,
+        statuses=("nonfinite",),
+    ),
+    Known(
+        id="keras-binary-losses-average-the-last-axis",
+        framework="tensorflow",
+        apis=(
+            "keras.losses.binary_crossentropy*",
+            "keras.losses.BinaryCrossentropy*",
+            *_FOCAL_APIS,
+        ),
+        explanation=(
+            "Keras' binary losses return the mean over the last axis per sample "
+            "(shape [batch, d0, .. dN-1]): reduction none is not element-wise and sum is "
+            "the sum of those means."
+        ),
+        link="https://www.tensorflow.org/api_docs/python/tf/keras/losses/binary_crossentropy",
+        when=_binary_mean_over_last_axis,
+    ),
+    Known(
+        id="keras-kl-sums-over-the-class-axis",
+        framework="tensorflow",
+        apis=_KL_APIS,
+        explanation=(
+            "Keras' KL divergence sums y_true * log(y_true / y_pred) over the last (class) "
+            "axis per sample: none gives per-sample sums and the mean divides by the number "
+            "of samples (PyTorch's batchmean), not by the element count."
+        ),
+        link="https://www.tensorflow.org/api_docs/python/tf/keras/losses/KLD",
+        when=_kl_sum_over_class_axis,
+    ),
+    Known(
+        id="keras-mean-divides-by-element-count",
+        framework="tensorflow",
+        apis=("*+sample_weight=weight[[]target]", "*+sample_weight=mask*"),
+        explanation=(
+            "Keras' default reduction sum_over_batch_size divides the weighted sum by the "
+            "number of elements (unmasked ones with ignore_class), not by the sum of the "
+            "sample weights; mean_with_sample_weight would."
+        ),
+        link=_KERAS_LOSS_DOC,
+        when=_keras_mean_denominator,
+    ),
+    Known(
+        id="tf-one-hot-zero-row-for-bad-label",
+        framework="tensorflow",
+        apis=("*one_hot*",),
+        explanation=(
+            "tf.one_hot turns an index outside [0, depth) into a row of zeros, so the "
+            "one_hot recipe returns a loss where the label should be rejected."
+        ),
+        link="https://www.tensorflow.org/api_docs/python/tf/one_hot",
+        when=_one_hot_of_bad_label,
+        statuses=("error",),
+    ),
+    Known(
+        id="tf-sparse-xent-checks-masked-labels",
+        framework="tensorflow",
+        apis=("*+sample_weight=mask*",),
+        explanation=(
+            "The sparse softmax kernel raises on the CPU for any label outside "
+            "[0, num_classes), also at positions that sample_weight=mask zeroes out."
+        ),
+        link="https://www.tensorflow.org/api_docs/python/tf/nn/sparse_softmax_cross_entropy_with_logits",
+        when=_label_checked_where_masked,
+        statuses=("error",),
+    ),
+]

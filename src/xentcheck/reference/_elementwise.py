@@ -1,0 +1,114 @@
+"""Shared plumbing of the element-wise reference losses (binary family and KL; private).
+
+Those losses compute each element's value and gradients as double-doubles (see
+:mod:`xentcheck.reference._dd`) on inputs where every quantity is finite, compute the
+same quantities in plain float64 with the extended-real conventions for the elements
+that are not (infinite logits, probabilities 0 and 1, NaN, overflow), and meet here to
+be patched together, reduced and scaled by the cotangent.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from xentcheck.reference import _dd
+from xentcheck.reference._cotangent import cotangent
+from xentcheck.reference._reduce import exact_sum
+
+REDUCTIONS = ("none", "sum", "mean")
+
+
+def as_float(x, name: str) -> np.ndarray:
+    """``x`` as a float64 array; ``ValueError`` for what cannot be one."""
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected a floating array ({exc})") from None
+    return a
+
+
+def check_same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{name_b} has shape {b.shape}, {name_a} has shape {a.shape}: they must match"
+        )
+
+
+def broadcast_weight(w, shape: tuple[int, ...], name: str, of: str) -> np.ndarray | None:
+    """``w`` broadcast to ``shape`` (NumPy rules, trailing axes aligned), or None."""
+    if w is None:
+        return None
+    w = as_float(w, name)
+    try:
+        if np.broadcast_shapes(w.shape, shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"{name} of shape {w.shape} does not broadcast to the shape {shape} of {of}"
+        ) from None
+    return np.broadcast_to(w, shape)
+
+
+def check_reduction(reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> None:
+    if reduction not in allowed:
+        raise ValueError(f"unknown reduction {reduction!r}; use one of {', '.join(allowed)}")
+
+
+def zmul(a, b) -> np.ndarray:
+    """``a * b`` with ``0 * inf = 0``: an exactly-zero factor annihilates, NaN propagates."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    zero = ((a == 0) & ~np.isnan(b)) | ((b == 0) & ~np.isnan(a))
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(zero, 0.0, a * b)
+
+
+def patch(ok: np.ndarray, accurate: _dd.DD, fallback: np.ndarray) -> _dd.DD:
+    """Take ``accurate`` where ``ok`` and it is finite, else the float ``fallback``."""
+    good = ok & np.isfinite(accurate[0]) & np.isfinite(accurate[1])
+    return np.where(good, accurate[0], fallback), np.where(good, accurate[1], 0.0)
+
+
+def reduce_value(per: _dd.DD, reduction: str, denominator: float | None = None) -> np.ndarray:
+    """``none``: the per-element values; ``sum``; ``mean``: the sum over ``denominator``.
+
+    The sum is the correctly rounded sum of the double-double per-element values
+    (``math.fsum`` of their parts); the mean divides that sum, carried as a
+    double-double, once. ``0/0`` (an empty mean) is NaN.
+    """
+    if reduction == "none":
+        return _dd.to_float(per)
+    parts = np.concatenate([np.ravel(per[0]), np.ravel(per[1])])
+    total = exact_sum(parts)
+    if reduction == "sum":
+        return np.asarray(total)
+    d = float(per[0].size if denominator is None else denominator)
+    if not math.isfinite(total) or d == 0:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(np.float64(total) / np.float64(d))
+    resid = math.fsum([*parts.tolist(), -total])
+    q = _dd.div((np.asarray(total), np.asarray(resid)), _dd.dd(d))
+    return np.asarray(_dd.to_float(q))
+
+
+def scale_grad(g: _dd.DD, reduction: str, denominator: float | None = None) -> np.ndarray:
+    """The gradient of the reduced value from per-element derivatives ``g``, rounded once.
+
+    ``none``: times the fixed cotangent; ``sum``: as is; ``mean``: over ``denominator``.
+    """
+    shape = np.shape(g[0])
+    with np.errstate(all="ignore"):
+        if reduction == "none":
+            ct = cotangent(shape)
+            out = _dd.to_float(_dd.mul_f(g, ct))
+            naive = zmul(g[0], ct)
+        elif reduction == "sum":
+            return np.asarray(_dd.to_float(g), dtype=np.float64).reshape(shape)
+        else:
+            d = float(np.prod(shape, dtype=np.float64) if denominator is None else denominator)
+            out = _dd.to_float(_dd.div(g, _dd.dd(np.full(shape, d))))
+            naive = g[0] / d
+    out = np.where(np.isfinite(g[0]) & ~np.isnan(out), out, naive)
+    return np.asarray(out, dtype=np.float64).reshape(shape)

@@ -1,0 +1,566 @@
+"""Binary (independent-Bernoulli) losses of the reference, and the logistic sigmoid.
+
+Every function returns ``(value, grads)``: ``value`` a float64 array (0-d when
+reduced), ``grads`` a dict from input name to a float64 array of that input's shape,
+the vector-Jacobian product with the fixed cotangent of
+:mod:`xentcheck.reference._cotangent` (1 for a reduced, scalar value).
+
+Accuracy: values and gradients are computed in double-double arithmetic
+(:mod:`xentcheck.reference._dd`, about 106 bits) and rounded to float64 once, so for
+finite inputs they lie within half an ULP (plus about ``2**-100`` relative) of the
+exact result whatever its magnitude: a loss of ``exp(-700)`` is right to its last bit.
+A difference that cancels (``sigmoid(x) - y`` for a soft target) is right to about
+``2**-104`` of its larger term, hence correctly rounded unless it cancels by more than
+some 50 bits. A subnormal per-element result is rounded a second time when the
+cotangent or the mean scales it (within about 1.5 ULP). Sums and means are correctly
+rounded sums of the double-double per-element values (divided once, for the mean).
+Conventions for the extended reals:
+
+* ``0 * log 0 = 0``, and more generally a term whose coefficient is exactly zero
+  (a target 0 or 1, a zero weight, ``alpha_t = 0``) contributes 0 even where the other
+  factor is infinite (``0 * inf = 0``, as the limit of the finite case);
+* infinite logits take the limit of the finite case (``x = +inf`` with ``y = 1`` gives
+  a loss of 0, with ``y < 1`` a loss of ``+inf``);
+* NaN in any input of an element makes that element's value and gradients NaN;
+* a probability outside ``[0, 1]``, where ``log`` is undefined, raises ``ValueError``.
+
+No framework's clamping is reproduced: PyTorch's ``BCELoss`` clamps ``log`` at -100 and
+Keras clips probabilities to ``[1e-7, 1 - 1e-7]``; the report shows those choices as
+differences from this reference.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from xentcheck.reference import _dd
+from xentcheck.reference._cotangent import cotangent
+from xentcheck.reference._elementwise import (
+    as_float,
+    broadcast_weight,
+    check_reduction,
+    check_same_shape,
+    patch,
+    reduce_value,
+    scale_grad,
+    zmul,
+)
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "log_sigmoid",
+    "sigmoid",
+    "sigmoid_focal_loss",
+]
+
+_ONE = _dd.dd(1.0)
+_FAR = 600.0  # beyond, exp(-|x|) < 1e-260 is negligible next to 1 in double-double
+
+
+class _Logit(NamedTuple):
+    """Double-double pieces of a finite logit ``x``, all from ``e = exp(-|x|)``."""
+
+    ax: np.ndarray  # |x|
+    pos: np.ndarray  # x >= 0
+    e: _dd.DD  # exp(-|x|), in (0, 1]
+    em1: _dd.DD  # expm1(-|x|) = e - 1
+    ope: _dd.DD  # 1 + e
+    log1pe: _dd.DD  # log1p(e) = softplus(-|x|)
+
+    def sig_abs(self) -> _dd.DD:
+        """``sigmoid(|x|) = 1 / (1 + e)``."""
+        return _dd.div(_ONE, self.ope)
+
+    def sig_negabs(self) -> _dd.DD:
+        """``sigmoid(-|x|) = e / (1 + e)``."""
+        return _dd.div(self.e, self.ope)
+
+    def softplus(self) -> _dd.DD:
+        """``softplus(x) = max(x, 0) + log1p(e)``."""
+        return _dd.where(self.pos, _dd.add_f(self.log1pe, self.ax), self.log1pe)
+
+    def softplus_neg(self) -> _dd.DD:
+        """``softplus(-x) = max(-x, 0) + log1p(e)``."""
+        return _dd.where(self.pos, self.log1pe, _dd.add_f(self.log1pe, self.ax))
+
+
+def _logit(xs: np.ndarray) -> _Logit:
+    ax = np.abs(xs)
+    e, em1 = _dd.exp_expm1(-ax)
+    return _Logit(ax, xs >= 0, e, em1, _dd.add_f(e, 1.0), _dd.log1p(e))
+
+
+def _naive_sigmoid(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def _naive_softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, x)
+
+
+def _finite(*arrays) -> np.ndarray:
+    ok = np.ones(np.shape(arrays[0]), dtype=bool)
+    for a in arrays:
+        if a is not None:
+            ok &= np.isfinite(a)
+    return ok
+
+
+def _one_minus(y: np.ndarray) -> _dd.DD:
+    """``1 - y`` exactly, as a double-double."""
+    return _dd.two_sum(np.ones_like(y), -y)
+
+
+def sigmoid(x):
+    r"""The logistic sigmoid, element-wise.
+
+    .. math::
+        \sigma(x) = \frac{1}{1 + e^{-x}}, \qquad \sigma'(x) = \sigma(x)\,\sigma(-x)
+
+    evaluated as ``1 / (1 + e)`` for ``x >= 0`` and ``e / (1 + e)`` for ``x < 0`` with
+    ``e = exp(-|x|)``, so that neither branch overflows and ``sigmoid(-745)`` is the
+    subnormal it should be; ``sigmoid(+-inf)`` is 1 or 0 with derivative 0.
+
+    Args:
+      x: float array of any shape.
+
+    Returns:
+      ``(value, grads)``: ``value`` the sigmoid of every element (shape of ``x``);
+      ``grads["x"] = cotangent * sigmoid'(x)``.
+
+    References:
+      ``jax.nn.sigmoid``; ``torch.sigmoid``; ``scipy.special.expit``.
+    """
+    x = as_float(x, "x")
+    ok = np.isfinite(x)
+    with np.errstate(all="ignore"):
+        lg = _logit(np.where(ok, x, 0.0))
+        value = _dd.where(lg.pos, lg.sig_abs(), lg.sig_negabs())
+        # cotangent * e / (1 + e)^2 = cotangent * exp(-|x| - 2 log1p(e)), rounded once
+        # even where it is subnormal
+        log_d = _dd.neg(_dd.add_f(_dd.mul_f(lg.log1pe, 2.0), lg.ax))
+        grad = _dd.exp_times(log_d, _dd.dd(cotangent(x.shape)))
+        value = patch(ok, value, _naive_sigmoid(x))
+        grad = patch(ok, grad, np.where(np.isnan(x), np.nan, 0.0))
+    return reduce_value(value, "none"), {"x": _dd.to_float(grad)}
+
+
+def log_sigmoid(x):
+    r"""The log of the logistic sigmoid, element-wise.
+
+    .. math::
+        \log\sigma(x) = -\operatorname{softplus}(-x) = \min(x, 0) - \log(1 + e^{-|x|}),
+        \qquad \frac{d}{dx}\log\sigma(x) = \sigma(-x)
+
+    ``log_sigmoid(+inf) = 0`` (derivative 0), ``log_sigmoid(-inf) = -inf`` (derivative 1).
+
+    Args:
+      x: float array of any shape.
+
+    Returns:
+      ``(value, grads)``: ``value`` of the shape of ``x``;
+      ``grads["x"] = cotangent * sigmoid(-x)``.
+
+    References:
+      ``jax.nn.log_sigmoid``; ``torch.nn.functional.logsigmoid``.
+    """
+    x = as_float(x, "x")
+    ok = np.isfinite(x)
+    with np.errstate(all="ignore"):
+        lg = _logit(np.where(ok, x, 0.0))
+        value = _dd.neg(_dd.where(lg.pos, lg.log1pe, _dd.add_f(lg.log1pe, lg.ax)))
+        # cotangent * sigmoid(-x); for x >= 0 as cotangent * exp(-|x| - log1p(e))
+        ct = cotangent(x.shape)
+        small = _dd.exp_times(_dd.neg(_dd.add_f(lg.log1pe, lg.ax)), _dd.dd(ct))
+        grad = _dd.where(lg.pos, small, _dd.mul_f(lg.sig_abs(), ct))
+        value = patch(ok, value, -_naive_softplus(-x))
+        grad = patch(ok, grad, ct * _naive_sigmoid(-x))
+    return reduce_value(value, "none"), {"x": _dd.to_float(grad)}
+
+
+def binary_cross_entropy(probs, target, weight=None, *, reduction="mean"):
+    r"""Binary cross-entropy of predicted probabilities (PyTorch's ``BCELoss``).
+
+    For every element, with probability :math:`p`, target :math:`y` and weight :math:`w`:
+
+    .. math::
+        \ell = -w\,\bigl(y \log p + (1 - y) \log(1 - p)\bigr)
+
+    with :math:`0 \log 0 = 0`: ``y = 1, p = 1`` and ``y = 0, p = 0`` give 0, while
+    ``y > 0, p = 0`` (or ``y < 1, p = 1``) gives ``+inf``, as the math says. There is
+    no clamping (PyTorch clamps ``log`` at -100, Keras clips ``p`` to
+    ``[1e-7, 1 - 1e-7]``: those are the frameworks' choices, not the loss).
+
+    ``log(1 - p)`` is evaluated as ``log1p(-p)`` in double-double precision, so
+    ``p = 1 - 2**-53`` is exact. Probabilities must lie in ``[0, 1]`` (``ValueError``
+    otherwise: the logarithm is undefined); targets may be soft and may even lie outside
+    ``[0, 1]``, where the formula is still defined (the loss can then be negative).
+
+    Gradients (before the cotangent):
+
+    .. math::
+        \frac{\partial\ell}{\partial p} = w\,\frac{p - y}{p(1 - p)}
+          = w\Bigl(-\frac{y}{p} + \frac{1 - y}{1 - p}\Bigr), \qquad
+        \frac{\partial\ell}{\partial y} = -w\,\bigl(\log p - \log(1 - p)\bigr)
+
+    the first in its cancellation-free form (``p - y`` and ``1 - p`` are exact in
+    double-double); at ``p = 0`` and ``p = 1`` the second form with the zero-coefficient
+    convention: ``d/dp = w`` at ``p = 0, y = 0`` and ``-w`` at ``p = 1, y = 1``, and
+    ``-inf`` / ``+inf`` where the one-sided derivative is infinite. ``d/dy`` is
+    ``+inf`` at ``p = 0`` and ``-inf`` at ``p = 1``.
+
+    Args:
+      probs: probabilities in ``[0, 1]``, any shape ``[...]``.
+      target: targets of the same shape (0/1 labels or soft probabilities).
+      weight: optional element-wise rescaling, broadcastable to ``probs`` (NumPy rules:
+        trailing axes aligned). Not differentiated.
+      reduction: ``"none"`` (per-element losses), ``"sum"`` or ``"mean"`` (the sum over
+        the number of elements; weights do not enter the denominator).
+
+    Returns:
+      ``(value, grads)`` with ``grads["probs"]`` and ``grads["target"]``.
+
+    Raises:
+      ValueError: on mismatched shapes, a probability outside ``[0, 1]`` or an unknown
+        reduction.
+
+    References:
+      ``torch.nn.BCELoss``; ``keras.losses.BinaryCrossentropy``;
+      Goodfellow, Bengio & Courville, *Deep Learning* (2016), 3.13 and 6.2.2.2.
+    """
+    p = as_float(probs, "probs")
+    y = as_float(target, "target")
+    check_same_shape(p, y, "probs", "target")
+    w = broadcast_weight(weight, p.shape, "weight", "probs")
+    check_reduction(reduction)
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError("binary_cross_entropy: probabilities must lie in [0, 1]")
+
+    ok = _finite(y, w) & (p > 0) & (p < 1)
+    ps = np.where(ok, p, 0.5)
+    ys = np.where(ok, y, 0.0)
+    with np.errstate(all="ignore"):
+        logp = _dd.log(ps)
+        log1mp = _dd.log1p(-ps)
+        omy = _one_minus(ys)
+        loss = _dd.neg(_dd.add(_dd.mul_f(logp, ys), _dd.mul(omy, log1mp)))
+        num, den = _dd.two_sum(ps, -ys), _dd.mul_f(_one_minus(ps), ps)
+        gp = _dd.div(num, den)
+        gy = _dd.sub(log1mp, logp)
+
+        # Extended reals: p in {0, 1}, non-finite inputs.
+        lp, l1 = np.log(p), np.log1p(-p)
+        n_loss = -(zmul(y, lp) + zmul(1.0 - y, l1))
+        n_gp = zmul(-y, 1.0 / p) + zmul(1.0 - y, 1.0 / (1.0 - p))
+        n_gy = l1 - lp
+        if w is not None:
+            ws = np.where(ok, w, 1.0)
+            loss, gp, gy = (_dd.mul_f(q, ws) for q in (loss, gp, gy))
+            # (p - y) / (p (1 - p)) can overflow where w (p - y) / (p (1 - p)) does not
+            gp = _dd.where(
+                np.isfinite(gp[0]) & np.isfinite(gp[1]), gp, _dd.div(_dd.mul_f(num, ws), den)
+            )
+            n_loss, n_gp, n_gy = (zmul(w, q) for q in (n_loss, n_gp, n_gy))
+        loss = patch(ok, loss, n_loss)
+        gp = patch(ok, gp, n_gp)
+        gy = patch(ok, gy, n_gy)
+    value = reduce_value(loss, reduction)
+    return value, {"probs": scale_grad(gp, reduction), "target": scale_grad(gy, reduction)}
+
+
+def binary_cross_entropy_with_logits(
+    logits, target, weight=None, pos_weight=None, *, reduction="mean"
+):
+    r"""Sigmoid binary cross-entropy from logits (PyTorch's ``BCEWithLogitsLoss``).
+
+    For every element, with logit :math:`x`, target :math:`y`, weight :math:`w` and
+    positive-class weight :math:`p_w`:
+
+    .. math::
+        \ell = w\,\bigl[p_w\,y\,\operatorname{softplus}(-x)
+               + (1 - y)\operatorname{softplus}(x)\bigr]
+        = -w\,\bigl[p_w\,y \log\sigma(x) + (1 - y)\log(1 - \sigma(x))\bigr]
+
+    with ``softplus(x) = max(x, 0) + log1p(exp(-|x|))``, which never overflows: logits
+    of ``+-1e30`` give exact losses, and ``x = 700, y = 1`` gives ``exp(-700)`` to its
+    last bit. Infinite logits take the limit (``x = +inf, y = 1`` gives 0).
+
+    Gradients (before the cotangent), with :math:`c = (1 - y) + p_w y`:
+
+    .. math::
+        \frac{\partial\ell}{\partial x}
+          = w\,\bigl[(1 - y)\,\sigma(x) - p_w\,y\,\sigma(-x)\bigr]
+          = w\,\bigl[c\,\sigma(x) - p_w\,y\bigr], \qquad
+        \frac{\partial\ell}{\partial y}
+          = w\,\bigl[p_w \operatorname{softplus}(-x) - \operatorname{softplus}(x)\bigr]
+
+    ``d/dx`` (``sigmoid(x) - y`` when ``p_w = 1``) is evaluated as ``(1 - y) - c*sigma(-x)``
+    for ``x >= 0`` and ``c*sigma(x) - p_w*y`` for ``x < 0``, so that it is exact relative
+    to itself for 0/1 targets and relative to its larger term for soft ones; ``d/dy`` as
+    ``(p_w - 1) softplus(-|x|) - x`` (``x >= 0``) or ``... - p_w x`` (``x < 0``), which
+    is exactly ``-x`` when ``p_w = 1``.
+
+    Args:
+      logits: float array of any shape ``[...]`` (``[N, C]`` for multi-label input).
+      target: targets of the same shape, usually in ``[0, 1]``; values outside are
+        allowed (the formula is defined).
+      weight: optional element-wise rescaling, broadcastable to ``logits``.
+      pos_weight: optional weight of the positive term, broadcastable to ``logits`` by
+        NumPy rules, so a ``[C]`` vector applies along the last (class) axis.
+      reduction: ``"none"``, ``"sum"`` or ``"mean"`` (sum over the number of elements).
+
+    Returns:
+      ``(value, grads)`` with ``grads["logits"]`` and ``grads["target"]``.
+
+    Raises:
+      ValueError: on mismatched shapes or an unknown reduction.
+
+    References:
+      ``torch.nn.BCEWithLogitsLoss``; ``tf.nn.sigmoid_cross_entropy_with_logits``;
+      ``optax.sigmoid_binary_cross_entropy``.
+    """
+    x = as_float(logits, "logits")
+    y = as_float(target, "target")
+    check_same_shape(x, y, "logits", "target")
+    w = broadcast_weight(weight, x.shape, "weight", "logits")
+    pw = broadcast_weight(pos_weight, x.shape, "pos_weight", "logits")
+    check_reduction(reduction)
+
+    ok = _finite(x, y, w, pw)
+    xs = np.where(ok, x, 0.0)
+    ys = np.where(ok, y, 0.0)
+    with np.errstate(all="ignore"):
+        lg = _logit(xs)
+        omy = _one_minus(ys)
+        if pw is None:
+            pwy = _dd.dd(ys)
+            pwm1 = _dd.dd(np.zeros_like(xs))
+            q = np.ones_like(xs)
+        else:
+            pws = np.where(ok, pw, 1.0)
+            pwy = _dd.two_prod(pws, ys)
+            pwm1 = _dd.two_sum(pws, -np.ones_like(pws))
+            q = np.where(lg.pos, 1.0, pws)
+        loss = _dd.add(_dd.mul(pwy, lg.softplus_neg()), _dd.mul(omy, lg.softplus()))
+        c = _dd.add(omy, pwy)
+        c_small = _dd.mul(c, lg.sig_negabs())
+        gx = _dd.where(lg.pos, _dd.sub(omy, c_small), _dd.sub(c_small, pwy))
+        qx = _dd.two_prod(q, xs)
+        gy = _dd.sub(_dd.mul(pwm1, lg.log1pe), qx)
+        # Far from 0 (|x| > 600), each quantity is A + B e to double-double precision
+        # (log1p(e) = e and sigma(-|x|) = e up to a factor 1 + O(e)): B e is formed as
+        # exp(log|B| - |x|), so a tiny result is not rounded to a subnormal before it is
+        # weighted.
+        far = (lg.ax > _FAR, _dd.neg(_dd.dd(lg.ax)))
+        omy_x, pwy_x = _dd.mul_f(omy, lg.ax), _dd.mul_f(pwy, lg.ax)
+        far_loss = (_dd.where(lg.pos, omy_x, pwy_x), c)
+        far_gx = (_dd.where(lg.pos, omy, _dd.neg(pwy)), _dd.where(lg.pos, _dd.neg(c), c))
+        far_gy = (_dd.neg(qx), pwm1)
+
+        pw_n = 1.0 if pw is None else pw
+        sp, spn = _naive_softplus(x), _naive_softplus(-x)
+        n_loss = zmul(pw_n * y, spn) + zmul(1.0 - y, sp)
+        n_gx = zmul(1.0 - y, _naive_sigmoid(x)) - zmul(pw_n * y, _naive_sigmoid(-x))
+        n_gy = zmul(pw_n, spn) - sp
+        if w is not None:
+            ws = np.where(ok, w, 1.0)
+            loss, gx, gy = (_dd.mul_f(t, ws) for t in (loss, gx, gy))
+            far_loss, far_gx, far_gy = (
+                (_dd.mul_f(a, ws), _dd.mul_f(b, ws)) for a, b in (far_loss, far_gx, far_gy)
+            )
+            n_loss, n_gx, n_gy = (zmul(w, t) for t in (n_loss, n_gx, n_gy))
+        loss, gx, gy = (
+            _far_mix(far, t, *ab) for t, ab in ((loss, far_loss), (gx, far_gx), (gy, far_gy))
+        )
+        loss = patch(ok, loss, n_loss)
+        gx = patch(ok, gx, n_gx)
+        gy = patch(ok, gy, n_gy)
+    value = reduce_value(loss, reduction)
+    return value, {"logits": scale_grad(gx, reduction), "target": scale_grad(gy, reduction)}
+
+
+def _far_mix(far, regular: _dd.DD, a: _dd.DD, b: _dd.DD) -> _dd.DD:
+    """``regular``, or ``a + b exp(-|x|)`` where ``|x| > _FAR``."""
+    mask, minus_ax = far
+    if not np.any(mask):
+        return regular
+    return _dd.where(mask, _dd.add(a, _dd.exp_times(minus_ax, b)), regular)
+
+
+def _take(k: np.ndarray, *xs: _dd.DD) -> list[_dd.DD]:
+    """The flat elements ``k`` of each double-double in ``xs``."""
+    return [(np.ravel(x[0])[k], np.ravel(x[1])[k]) for x in xs]
+
+
+def _put(x: _dd.DD, k: np.ndarray, v: _dd.DD) -> _dd.DD:
+    """A copy of ``x`` with its flat elements ``k`` set to ``v``."""
+    hi, lo = np.array(x[0], dtype=np.float64), np.array(x[1], dtype=np.float64)
+    hi.reshape(-1)[k], lo.reshape(-1)[k] = v
+    return hi, lo
+
+
+def _power(m: _dd.DD, gamma: float) -> _dd.DD:
+    """``m ** gamma`` for ``m >= 0``, ``gamma >= 0`` (``0 ** 0 = 1``)."""
+    if gamma == 0.0:
+        return _dd.dd(np.ones_like(m[0]))
+    if gamma == 1.0:
+        return m
+    if gamma == 2.0:
+        return _dd.mul(m, m)
+    pos = m[0] > 0
+    r = _dd.exp(_dd.mul_f(_dd.log(_dd.where(pos, m, _ONE)), gamma))
+    return _dd.where(pos, r, _dd.dd(np.zeros_like(m[0])))
+
+
+def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean"):
+    r"""Sigmoid focal loss (Lin et al. 2017), as torchvision and optax define it.
+
+    For every element, with logit :math:`x`, target :math:`y \in [0, 1]` and
+    :math:`p = \sigma(x)`:
+
+    .. math::
+        \mathrm{ce} &= y\operatorname{softplus}(-x) + (1 - y)\operatorname{softplus}(x)
+          \quad\text{(BCE with logits)} \\
+        1 - p_t &= 1 - \bigl(p y + (1 - p)(1 - y)\bigr) = (1 - y)\,\sigma(x) + y\,\sigma(-x) \\
+        \alpha_t &= \alpha y + (1 - \alpha)(1 - y) \\
+        \ell &= \alpha_t \,\mathrm{ce}\, (1 - p_t)^\gamma
+
+    ``1 - p_t`` is evaluated in the right-hand, cancellation-free form (for ``y = 1`` it
+    is ``sigma(-x)``, which does not round to 0 when ``p`` rounds to 1), and
+    ``0 ** 0 = 1``. ``alpha=None`` disables the ``alpha_t`` factor (optax's default);
+    so does a negative ``alpha`` (torchvision's convention, ``alpha=-1``).
+
+    Gradients (before the cotangent), with :math:`m = 1 - p_t`:
+
+    .. math::
+        \frac{\partial\ell}{\partial x} &= \alpha_t\, m^\gamma \Bigl[(\sigma(x) - y)
+          + \gamma\,\mathrm{ce}\,(1 - 2y)\,\frac{\sigma(x)\sigma(-x)}{m}\Bigr] \\
+        \frac{\partial\ell}{\partial y} &= m^\gamma \Bigl[(2\alpha - 1)\,\mathrm{ce}
+          - \alpha_t\, x + \alpha_t\,\gamma\,\mathrm{ce}\,
+          \frac{\sigma(-x) - \sigma(x)}{m}\Bigr]
+
+    (the ``2 alpha - 1`` term is absent when ``alpha_t`` is disabled), evaluated with
+    ``m**gamma`` factored out so that ``gamma < 1`` needs no ``m**(gamma - 1)``.
+
+    Args:
+      logits: float array of any shape.
+      target: targets of the same shape, in ``[0, 1]`` (0/1 labels or soft).
+      alpha: weight of the positive class in ``[0, 1]``; ``None`` or negative to disable.
+      gamma: focusing parameter, ``gamma >= 0`` (``gamma = 0`` gives ``alpha_t * ce``).
+      reduction: ``"none"``, ``"sum"`` or ``"mean"`` (sum over the number of elements).
+
+    Returns:
+      ``(value, grads)`` with ``grads["logits"]`` and ``grads["target"]``.
+
+    Raises:
+      ValueError: on mismatched shapes, a target outside ``[0, 1]`` (where
+        ``(1 - p_t) ** gamma`` can be the power of a negative number), a negative or
+        non-finite ``gamma``, a NaN ``alpha`` or an unknown reduction.
+
+    References:
+      Lin, Goyal, Girshick, He & Dollar, *Focal Loss for Dense Object Detection*, ICCV
+      2017 (arXiv:1708.02002); ``torchvision.ops.sigmoid_focal_loss``;
+      ``optax.sigmoid_focal_loss``.
+    """
+    x = as_float(logits, "logits")
+    y = as_float(target, "target")
+    check_same_shape(x, y, "logits", "target")
+    check_reduction(reduction)
+    gamma = float(gamma)
+    if not (math.isfinite(gamma) and gamma >= 0):
+        raise ValueError(f"sigmoid_focal_loss: gamma must be finite and >= 0, got {gamma}")
+    if alpha is not None and math.isnan(float(alpha)):
+        raise ValueError("sigmoid_focal_loss: alpha is NaN")
+    use_alpha = alpha is not None and float(alpha) >= 0
+    if np.any((y < 0) | (y > 1)):
+        raise ValueError("sigmoid_focal_loss: targets must lie in [0, 1]")
+
+    ok = _finite(x, y)
+    xs = np.where(ok, x, 0.0)
+    ys = np.where(ok, y, 0.0)
+    with np.errstate(all="ignore"):
+        lg = _logit(xs)
+        omy = _one_minus(ys)
+        yd = _dd.dd(ys)
+        # With a = 1 - y, b = y for x >= 0 and a = y, b = 1 - y for x < 0:
+        #   ce = a|x| + log1p(e),  m = (a + b e) / (1 + e),  sigma(x) - y = s (a - b e) / (1 + e)
+        a = _dd.where(lg.pos, omy, yd)
+        b = _dd.where(lg.pos, yd, omy)
+        sign = np.where(lg.pos, 1.0, -1.0)
+        ce = _dd.add(_dd.mul_f(a, lg.ax), lg.log1pe)
+        den = _dd.add(a, _dd.mul(b, lg.e))  # a + b e = m (1 + e)
+        m = _dd.div(den, lg.ope)
+        a0 = a[0] == 0  # y in {0, 1} on the side it predicts: m = e / (1 + e)
+        den_s = _dd.where(a0, _ONE, den)
+        if use_alpha:
+            al = float(alpha)
+            at = _dd.add(
+                _dd.two_prod(np.full_like(ys, al), ys),
+                _dd.mul(omy, _dd.two_sum(np.ones_like(ys), -al)),
+            )
+            atp = _dd.two_sum(np.full_like(ys, 2.0 * al), -np.ones_like(ys))
+        else:
+            at = _dd.dd(np.ones_like(ys))
+            atp = _dd.dd(np.zeros_like(ys))
+        mg = _power(m, gamma)
+        loss = _dd.mul(_dd.mul(at, ce), mg)
+
+        # d/dx = alpha_t m^g s / (1 + e) [(a - b e) + g ce (a - b) e / (a + b e)]
+        a_minus_b = _dd.mul_f(_dd.two_sum(np.ones_like(ys), -2.0 * ys), sign)
+        t2 = _dd.div(_dd.mul(_dd.mul(ce, a_minus_b), lg.e), den_s)
+        t2 = _dd.where(a0, _dd.neg(lg.log1pe), t2)  # a = 0: ce (a - b) e / (b e) = -log1p(e)
+        bracket = _dd.add(_dd.sub(a, _dd.mul(b, lg.e)), _dd.mul_f(t2, gamma))
+        gx = _dd.mul_f(_dd.div(_dd.mul(_dd.mul(at, mg), bracket), lg.ope), sign)
+
+        # d/dy = m^g [(2 alpha - 1) ce - alpha_t x + alpha_t g s ce expm1(-|x|) / (a + b e)]
+        e_s = _dd.where(lg.e[0] > 0, lg.e, _ONE)
+        f = _dd.where(lg.e[0] > 0, _dd.div(lg.log1pe, e_s), _ONE)  # log1p(e) / e
+        ratio = _dd.where(a0, f, _dd.div(ce, den_s))  # ce / (a + b e)
+        t3 = _dd.mul_f(_dd.mul_f(_dd.mul(_dd.mul(at, ratio), lg.em1), gamma), sign)
+        bracket_y = _dd.add(_dd.sub(_dd.mul(atp, ce), _dd.mul_f(at, xs)), t3)
+        gy = _dd.mul(mg, bracket_y)
+
+        # a = 0 (y = 1, x >= 0 or y = 0, x < 0): m = e / (1 + e) and ce = log1p(e) = e f
+        # may underflow while the results do not; in log space, with log m = -(|x| + ce):
+        #   loss = alpha_t f exp(-|x| + g log m),  d/dx = -s alpha_t (1 + g f) m^(1 + g),
+        #   d/dy = m^g [(2 alpha - 1) ce - alpha_t x + alpha_t g s expm1(-|x|) f].
+        if np.any(a0):
+            k = np.nonzero(a0.ravel())[0]
+            ax, sk, L, at_k, f_k = lg.ax.ravel()[k], sign.ravel()[k], *_take(k, lg.log1pe, at, f)
+            logm = _dd.neg(_dd.add_f(L, ax))
+            glogm = _dd.mul_f(logm, gamma)
+            loss = _put(loss, k, _dd.exp_times(_dd.add_f(glogm, -ax), _dd.mul(at_k, f_k)))
+            fx = _dd.mul_f(_dd.mul(at_k, _dd.add_f(_dd.mul_f(f_k, gamma), 1.0)), -sk)
+            gx = _put(gx, k, _dd.exp_times(_dd.add(logm, glogm), fx))
+            gy = _put(gy, k, _dd.exp_times(glogm, *_take(k, bracket_y)))
+
+        n_loss, n_gx, n_gy = _naive_focal(x, y, float(alpha) if use_alpha else None, gamma)
+        loss = patch(ok, loss, n_loss)
+        gx = patch(ok, gx, n_gx)
+        gy = patch(ok, gy, n_gy)
+    value = reduce_value(loss, reduction)
+    return value, {"logits": scale_grad(gx, reduction), "target": scale_grad(gy, reduction)}
+
+
+def _naive_focal(x, y, alpha, gamma):
+    """Float64 focal loss and gradients, textbook form, for non-finite elements."""
+    s, sn = _naive_sigmoid(x), _naive_sigmoid(-x)
+    sp, spn = _naive_softplus(x), _naive_softplus(-x)
+    ce = zmul(y, spn) + zmul(1.0 - y, sp)
+    m = zmul(1.0 - y, s) + zmul(y, sn)
+    mg = m**gamma
+    if alpha is None:
+        at, atp = np.ones_like(x), np.zeros_like(x)
+    else:
+        at, atp = alpha * y + (1.0 - alpha) * (1.0 - y), np.full_like(x, 2.0 * alpha - 1.0)
+    loss = zmul(at, zmul(ce, mg))
+    mgm1 = m ** (gamma - 1.0)
+    dm = zmul(gamma, zmul(ce, zmul(1.0 - 2.0 * y, zmul(zmul(s, sn), mgm1))))
+    gx = zmul(at, zmul(s - y, mg) + dm)
+    gy = zmul(mg, zmul(atp, ce) - zmul(at, x)) + zmul(at, zmul(gamma, zmul(ce, zmul(mgm1, sn - s))))
+    return loss, gx, gy

@@ -1,0 +1,179 @@
+"""Token-level language-model losses: mean next-token cross-entropy and perplexity.
+
+The vocabulary is the LAST axis here (``logits [B, T, V]``, the layout language models
+use), unlike the class axis 1 of :mod:`xentcheck.reference.softmax`, whose accurate
+max-shifted softmax rows these functions share.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from fractions import Fraction
+
+import numpy as np
+
+from xentcheck.reference._reduce import exact_sum
+from xentcheck.reference.softmax import (
+    _blocks,
+    _check_labels,
+    _float,
+    _labels,
+    _rows,
+    _rows_along,
+    _sum_dd,
+    _two_sum,
+)
+
+__all__ = ["perplexity", "token_cross_entropy"]
+
+
+def _kept_rows(logits, target, mask, ignore_index):
+    """Validate; return the logits as rows ``[M, V]``, the labels ``[M]`` and the flat
+    positions of the kept tokens."""
+    z = _float(logits, "logits")
+    if z.ndim == 0:
+        raise ValueError("logits: needs a vocabulary axis, got a 0-d array")
+    target = np.asarray(target)
+    if target.shape != z.shape[:-1]:
+        raise ValueError(
+            f"target shape {target.shape} does not match logits shape {z.shape}: "
+            f"need {z.shape[:-1]}"
+        )
+    t = _labels(target, "target").ravel()
+    kept = np.ones(t.shape, dtype=bool)
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != target.shape:
+            raise ValueError(f"mask shape {mask.shape} does not match target shape {target.shape}")
+        kept = mask.ravel() != 0
+    if ignore_index is not None:
+        kept &= t != operator.index(ignore_index)
+    _check_labels(t, kept, z.shape[-1])
+    return _rows_along(z, z.ndim - 1), t, np.flatnonzero(kept)
+
+
+def _mean_loss(zr, t, idx, grad=None):
+    """The mean of ``-log p_t`` over the kept rows ``idx``, as a double-double.
+
+    With ``grad(rows, t) -> [m, V]``, also the gradient rows of the kept tokens (zeros
+    elsewhere, NaN in rows whose softmax is undefined), computed in the same pass.
+    Returns ``(hi, lo, g)``; NaN when nothing is kept.
+    """
+    n = idx.size
+    l_hi, l_lo = np.zeros(n), np.zeros(n)
+    g = np.zeros(zr.shape) if grad is not None else None
+    with np.errstate(all="ignore"):
+        for b in _blocks(n, zr.shape[1]):
+            rows = _rows(zr[idx[b]])
+            tb = t[idx[b]]
+            hi, l_lo[b] = rows.neg_log_p_at(tb)
+            l_hi[b] = np.where(rows.bad, np.nan, hi)
+            if grad is not None:
+                gb = grad(rows, tb)
+                gb[rows.bad] = np.nan
+                g[idx[b]] = gb
+    if n == 0:
+        return math.nan, 0.0, g
+    parts = np.concatenate([l_hi, l_lo])
+    total = exact_sum(parts)
+    if not math.isfinite(total):
+        return total / n, 0.0, g
+    total_lo = exact_sum(np.append(parts, -total))  # the exact remainder, rounded
+    hi = total / n
+    remainder = float(Fraction(total) - Fraction(hi) * n)  # exact: total - hi * n
+    return hi, (remainder + total_lo) / n, g
+
+
+def token_cross_entropy(logits, target, mask=None, *, ignore_index: int | None = None):
+    r"""Mean next-token cross-entropy over the kept tokens.
+
+    With ``logits`` :math:`z` of shape ``[B, T, V]`` (vocabulary LAST; any ``[..., V]``
+    works), token ids :math:`t` ``[B, T]`` and an optional boolean ``mask`` ``[B, T]``
+    (True = keep), each token's loss is
+
+    .. math::
+        \ell_{bt} = \operatorname{logsumexp}(z_{bt}) - z_{bt t_{bt}} = -\log p_{bt t_{bt}},
+
+    the kept tokens are :math:`K = \{mask \wedge t \ne \mathrm{ignore\_index}\}` and the
+    value is the scalar :math:`\sum_K \ell / |K|` (NaN when nothing is kept). The gradient
+    is :math:`(p - \mathrm{onehot}(t)) / |K|` at kept tokens and 0 elsewhere.
+
+    The per-token losses are double-doubles and their mean is kept as one too (that is what
+    :func:`perplexity` exponentiates). Non-finite logits behave as in
+    :func:`xentcheck.reference.softmax.softmax_cross_entropy`: a kept token whose logit is
+    ``-inf`` gives ``+inf``, a NaN in a kept row gives NaN.
+
+    Args:
+      logits: ``[B, T, V]``.
+      target: token ids ``[B, T]``.
+      mask: optional ``[B, T]``, nonzero = keep.
+      ignore_index: a token id whose positions are skipped.
+
+    Returns:
+      ``(value, {"logits": grad})`` with a 0-d value.
+
+    Raises:
+      ValueError: a kept label outside ``[0, V)`` (masked-out positions are not checked),
+        mismatched shapes.
+
+    References:
+      Jurafsky and Martin, *Speech and Language Processing*, 3rd ed., ch. 3 (perplexity);
+      the usual ``cross_entropy(logits.view(-1, V), target.view(-1), ignore_index=...)``
+      recipe of language-model training code.
+    """
+    zr, t, idx = _kept_rows(logits, target, mask, ignore_index)
+    n = idx.size
+    hi, lo, g = _mean_loss(zr, t, idx, lambda rows, tb: rows.sparse_grad(tb, np.ones(tb.shape)) / n)
+    return np.asarray(hi + lo, dtype=np.float64), {"logits": g.reshape(np.shape(logits))}
+
+
+def perplexity(logits, target, mask=None, *, ignore_index: int | None = None):
+    r"""Perplexity: ``exp`` of :func:`token_cross_entropy`.
+
+    .. math::
+        \mathrm{PPL} = \exp\Big(\frac{1}{|K|} \sum_K \ell\Big), \qquad
+        \frac{\partial\, \mathrm{PPL}}{\partial z} = \mathrm{PPL} \cdot
+        \frac{p - \mathrm{onehot}(t)}{|K|}.
+
+    The mean token loss :math:`x` enters as a double-double :math:`x_{hi} + x_{lo}`, and
+    :math:`\exp(x_{hi})(1 + x_{lo})`, so the rounding of the mean (up to several ULP of
+    the perplexity for a mean near 10) does not reach the result. The gradient entries
+    are :math:`\exp(x + \log p_c) / |K|` (with the target's entry minus the sum of the
+    others), so they stay finite and accurate where :math:`\mathrm{PPL}` overflows or
+    :math:`p_c` underflows but their product does neither.
+    NaN when nothing is kept; ``+inf`` when a kept token has probability 0 (its gradient
+    is then IEEE ``inf * (p - onehot(t))``).
+
+    Args / Raises: as :func:`token_cross_entropy`.
+
+    Returns:
+      ``(value, {"logits": grad})`` with a 0-d value.
+
+    References:
+      Jelinek et al., *Perplexity - a measure of the difficulty of speech recognition
+      tasks*, JASA 1977.
+    """
+    zr, t, idx = _kept_rows(logits, target, mask, ignore_index)
+    n = idx.size
+    hi, lo, _ = _mean_loss(zr, t, idx)
+    with np.errstate(all="ignore"):
+        e = float(np.exp(hi))
+        ppl = e + e * lo if math.isfinite(e) else e
+
+    def grad(rows, tb):
+        if not math.isfinite(hi):  # an infinite or NaN mean: IEEE ppl * (p - onehot)
+            return rows.sparse_grad(tb, np.ones(tb.shape)) * ppl
+        # exp(x) p_c = exp(x - (-log p_c)) for c != t, in double-double; at t minus their sum
+        nl_hi, nl_lo = rows.neg_log_p()
+        d, err = _two_sum(hi, -nl_hi)
+        d, err = _two_sum(d, err + (lo - nl_lo))  # renormalised: |err| <= ulp(d) / 2
+        gb = np.exp(d)
+        gb = np.where(np.isinf(gb), gb, gb + gb * err)
+        gb[rows.ar, tb] = 0.0
+        s_hi, s_lo = _sum_dd(gb)
+        gb[rows.ar, tb] = -(s_hi + s_lo)
+        return gb / n
+
+    _, _, g = _mean_loss(zr, t, idx, grad)
+    return np.asarray(ppl, dtype=np.float64), {"logits": g.reshape(np.shape(logits))}
