@@ -1,7 +1,7 @@
 """The registry of documented differences: why a result differs, and where it is written.
 
 A result that would be ``mismatch``, ``nonfinite`` or ``error`` becomes ``known`` when an
-entry here explains it: the entry names the framework, the APIs (shell-style patterns),
+entry here explains it: the entry names the framework, the APIs (exact names or shell-style patterns),
 a predicate over the :class:`Finding` that must hold, a one-line explanation and a link
 to the framework's documentation or issue. Predicates are specific: they check the
 condition the documentation states (an input probability below 1e-7 for a clip at 1e-7,
@@ -60,7 +60,7 @@ class Known:
     def matches(self, f: Finding) -> bool:
         if f.framework != self.framework or f.status not in self.statuses:
             return False
-        if not any(fnmatch.fnmatchcase(f.api, p) for p in self.apis):
+        if not any(f.api == p or fnmatch.fnmatchcase(f.api, p) for p in self.apis):
             return False
         try:
             return bool(self.when(f))
