@@ -842,14 +842,6 @@ KL = [
         reductions=_KL_ELEM,
         doc="element-wise relative entropy t*log(t/q) with q = exp(input)",
     ),
-    Family(
-        "jax.scipy.special.kl_div(target,jnp.exp(input))",
-        "kl_divergence",
-        _kl_scipy("kl_div"),
-        applies=lambda c: not _log_target(c),
-        reductions=_KL_ELEM,
-        doc="scipy's element-wise kl_div: t*log(t/q) - t + q with q = exp(input)",
-    ),
 ]
 
 
@@ -909,15 +901,12 @@ TOKENS = [
 
 
 def _fn(path: str) -> Callable:
-    jax, _, jsp, _ = _mods()
+    jax = _mods()[0]
     return {
         "jax.nn.softmax": jax.nn.softmax,
-        "jax.scipy.special.softmax": jsp.softmax,
         "jax.nn.log_softmax": jax.nn.log_softmax,
-        "jax.scipy.special.log_softmax": jsp.log_softmax,
         "jax.nn.logsumexp": jax.nn.logsumexp,
         "jax.nn.sigmoid": jax.nn.sigmoid,
-        "jax.scipy.special.expit": jsp.expit,
         "jax.nn.log_sigmoid": jax.nn.log_sigmoid,
     }[path]
 
@@ -943,29 +932,19 @@ def _elem_api(path: str, loss: str) -> Api:
     return Api(path, loss, run)
 
 
+# jax.scipy.special.softmax / log_softmax call jax.nn.softmax / log_softmax, expit is
+# lax.logistic like jax.nn.sigmoid, and jax.scipy.special.logsumexp is jax.nn.logsumexp:
+# same implementations, so one row each (a duplicate row would only repeat the numbers).
 ACTIVATIONS = [
     _axis_api("jax.nn.softmax", "softmax", False),
-    _axis_api(
-        "jax.scipy.special.softmax",
-        "softmax",
-        True,
-        "default axis=None (all axes): axis always passed",
-    ),
     _axis_api("jax.nn.log_softmax", "log_softmax", False),
-    _axis_api(
-        "jax.scipy.special.log_softmax",
-        "log_softmax",
-        True,
-        "default axis=None: axis always passed",
-    ),
     _axis_api(
         "jax.nn.logsumexp",
         "logsumexp",
         True,
-        "= jax.scipy.special.logsumexp; default axis=None: axis always passed",
+        "= jax.scipy.special.logsumexp; default axis=None (all axes): axis always passed",
     ),
     _elem_api("jax.nn.sigmoid", "sigmoid"),
-    _elem_api("jax.scipy.special.expit", "sigmoid"),
     _elem_api("jax.nn.log_sigmoid", "log_sigmoid"),
 ]
 

@@ -86,6 +86,7 @@ def base_row(instance: Instance, fw: str, api: str, device: str, dtype: str) -> 
         "api": api,
         "device": device,
         "dtype": dtype,
+        "description": case.description,
         "tags": list(case.tags),
         "source": {"file": case.source.file, "line": case.source.line},
         "expect_error": case.expect_error,

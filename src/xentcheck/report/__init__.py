@@ -207,7 +207,7 @@ def _details(rows: list[Row]) -> str:
         src = r.get("source") or {}
         out.append(
             f"<tr><td>{_badge(r['status'])}</td><td>{_e(r['framework'])}<br><code>{_e(r['api'])}</code></td>"
-            f"<td>{_e(r['instance'])}<br><small>{_e(src.get('file', ''))}:{_e(src.get('line', ''))}</small></td>"
+            f"<td>{_e(r['instance'])}<br><small>{_e(r.get('description', ''))}<br>{_e(src.get('file', ''))}:{_e(src.get('line', ''))}</small></td>"
             f"<td>{_e(r['device'])}</td><td>{_e(r['dtype'])}</td><td>{_e(r['quantity'])}</td>"
             f"<td>{_fmt(r.get('max_abs_err'))}</td><td>{_fmt(r.get('max_rel_err'))}</td><td>{_fmt(r.get('max_ulp'))}</td>"
             f"<td><code>{_e(r.get('expected'))}</code></td><td><code>{_e(r.get('actual'))}</code></td><td>{_e(why)}{link}</td></tr>"
