@@ -10,7 +10,8 @@ from xentcheck.cli import main
 
 
 def test_cases_lists_and_counts(tmp_path, capsys):
-    (tmp_path / "a.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "a.yaml").write_text(
+        textwrap.dedent("""\
         cases:
           - id: s
             loss: sigmoid
@@ -19,7 +20,8 @@ def test_cases_lists_and_counts(tmp_path, capsys):
             loss: softmax_cross_entropy
             inputs: {logits: [[0.2, 0.3, 0.5]], target: [2]}
             params: {reduction: [none, sum, mean]}
-        """))
+        """)
+    )
     assert main(["cases", "--cases", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "a/s  sigmoid  1 instance(s) x 4 dtype(s)" in out
@@ -48,5 +50,8 @@ def test_broken_case_file_exits_2_without_traceback(tmp_path):
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"xentcheck: error: {bad}:4: ragged literal: every row must have the same length"
+    assert (
+        proc.stderr.strip()
+        == f"xentcheck: error: {bad}:4: ragged literal: every row must have the same length"
+    )
     assert not (tmp_path / "r.jsonl").exists()

@@ -46,7 +46,20 @@ def run(tmp_path_factory):
     (d / "cases").mkdir()
     (d / "cases" / "e2e.yaml").write_text(textwrap.dedent(CASES))
     out = d / "results.jsonl"
-    cmd = [sys.executable, "-m", "xentcheck.cli", "run", "--cases", str(d / "cases"), "--out", str(out), "--fail-on", "never", "--jobs", "3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "xentcheck.cli",
+        "run",
+        "--cases",
+        str(d / "cases"),
+        "--out",
+        str(out),
+        "--fail-on",
+        "never",
+        "--jobs",
+        "3",
+    ]
     for fw in FRAMEWORKS:
         cmd += ["--framework", fw]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
@@ -56,7 +69,7 @@ def run(tmp_path_factory):
 def test_run_exits_0_with_fail_on_never_and_writes_a_header(run):
     _, out, proc = run
     assert proc.returncode == 0, proc.stderr
-    headers, rows = read_results(out)
+    headers, _ = read_results(out)
     assert len(headers) == 1
     h = headers[0]
     assert set(h["frameworks"]) == set(FRAMEWORKS)
@@ -83,7 +96,11 @@ def test_every_row_follows_the_results_contract(run):
 def test_worked_example_passes_in_every_framework_and_the_reference(run):
     _, out, _ = run
     _, rows = read_results(out)
-    worked = [r for r in rows if r["case"] == "e2e/worked" and r["quantity"] == "value" and r["dtype"] == "float64"]
+    worked = [
+        r
+        for r in rows
+        if r["case"] == "e2e/worked" and r["quantity"] == "value" and r["dtype"] == "float64"
+    ]
     passed = {r["framework"] for r in worked if r["status"] == "pass"}
     assert passed == {"reference", *FRAMEWORKS}
 
@@ -101,7 +118,11 @@ def test_bad_label_records_what_each_framework_does(run):
 def test_torch_bce_clamp_is_a_known_difference_with_a_link(run):
     _, out, _ = run
     _, rows = read_results(out)
-    r = next(r for r in rows if r["api"] == "torch.nn.functional.binary_cross_entropy" and r["quantity"] == "value")
+    r = next(
+        r
+        for r in rows
+        if r["api"] == "torch.nn.functional.binary_cross_entropy" and r["quantity"] == "value"
+    )
     assert r["status"] == "known"
     assert r["link"].startswith("https://") and r["explanation"]
     assert r["actual"][0] == pytest.approx(100.0)

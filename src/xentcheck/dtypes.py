@@ -59,3 +59,16 @@ def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
         u = np.ldexp(1.0, (exponent - info.nmant).astype(np.int64))
     u = np.where(clipped > 0, np.maximum(u, tiny_sub), tiny_sub)
     return np.where(np.isfinite(x), u, np.nan)
+
+
+def saturate(x: np.ndarray, dtype: str) -> np.ndarray:
+    """``x`` with the values that overflow ``dtype`` replaced by the infinity they round to.
+
+    A loss whose true value is beyond the dtype's range (``-1/p`` at a tiny float16 ``p``,
+    say) is correctly computed as ``inf`` there; comparisons use this form of the golden.
+    Finite values that fit keep their float64 precision.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = x.astype(numpy_dtype(dtype)).astype(np.float64)
+    return np.where(np.isinf(rounded) & np.isfinite(x), rounded, x)

@@ -63,12 +63,15 @@ def test_generated_inputs_are_reproducible(tmp_path):
 
 
 def test_defaults_are_merged(tmp_path):
-    p = write(tmp_path, """\
+    p = write(
+        tmp_path,
+        """\
         defaults: {loss: sigmoid, dtypes: [float16], tags: [act]}
         cases:
           - {id: a, inputs: {x: [1.0, 2.0]}}
           - {id: b, inputs: {x: [3.0]}, dtypes: [float64]}
-        """)
+        """,
+    )
     a, b = load_file(p, tmp_path)
     assert a.loss == b.loss == "sigmoid" and a.dtypes == ("float16",) and b.dtypes == ("float64",)
     assert a.tags == ("act",)
@@ -77,23 +80,71 @@ def test_defaults_are_merged(tmp_path):
 BAD = [
     ("cases:\n  - id: x\n    loss: nope\n    inputs: {x: [1.0]}\n", 3, "unknown loss 'nope'"),
     ("cases:\n  - id: x\n    loss: sigmoid\n    inputs: {y: [1.0]}\n", 4, "has no input 'y'"),
-    ("cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [1.0]}\n    params: {axis: 1}\n", 5, "no parameter 'axis'"),
-    ("cases:\n  - id: x\n    loss: nll\n    inputs: {log_probs: [[0.0]], target: [0]}\n    params: {reduction: avg}\n", 5, "is not one of"),
+    (
+        "cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [1.0]}\n    params: {axis: 1}\n",
+        5,
+        "no parameter 'axis'",
+    ),
+    (
+        "cases:\n  - id: x\n    loss: nll\n    inputs: {log_probs: [[0.0]], target: [0]}\n    params: {reduction: avg}\n",
+        5,
+        "is not one of",
+    ),
     ("cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [[1.0], [1.0, 2.0]]}\n", 4, "ragged"),
-    ("cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [1.0]}\n  - id: x\n    loss: sigmoid\n    inputs: {x: [1.0]}\n", 5, "duplicate id"),
+    (
+        "cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [1.0]}\n  - id: x\n    loss: sigmoid\n    inputs: {x: [1.0]}\n",
+        5,
+        "duplicate id",
+    ),
     ("cases:\n  - id: x\n    id: y\n    loss: sigmoid\n", 3, "duplicate key"),
-    ("cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: !!python/object:os.system [1]}\n", None, ""),
-    ("cases:\n  - id: x\n    loss: sigmoid\n    inputs:\n      x: {random: normal, shape: [2, -1]}\n", 5, "negative dimension"),
-    ("cases:\n  - id: x\n    loss: sigmoid\n    inputs:\n      x: {random: normal, shape: [100000, 100000]}\n", 5, "the limit is"),
-    ("cases:\n  - id: x\n    loss: sigmoid\n    inputs:\n      x: {random: gauss, shape: [2]}\n", 5, "unknown generator"),
-    ("cases:\n  - id: x\n    loss: nll\n    inputs: {log_probs: [[0.0]], target: [0.5]}\n", 4, "class indices"),
-    ("cases:\n  - id: x\n    loss: softmax_cross_entropy\n    inputs: {logits: [[0.0]]}\n", 4, "missing input 'target'"),
-    ("cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [1.0]}\n    dtypes: [float8]\n", 5, "unknown dtype"),
-    ("cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [1.0]}\n    colour: red\n", 5, "unknown case field"),
+    (
+        "cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: !!python/object:os.system [1]}\n",
+        None,
+        "",
+    ),
+    (
+        "cases:\n  - id: x\n    loss: sigmoid\n    inputs:\n      x: {random: normal, shape: [2, -1]}\n",
+        5,
+        "negative dimension",
+    ),
+    (
+        "cases:\n  - id: x\n    loss: sigmoid\n    inputs:\n      x: {random: normal, shape: [100000, 100000]}\n",
+        5,
+        "the limit is",
+    ),
+    (
+        "cases:\n  - id: x\n    loss: sigmoid\n    inputs:\n      x: {random: gauss, shape: [2]}\n",
+        5,
+        "unknown generator",
+    ),
+    (
+        "cases:\n  - id: x\n    loss: nll\n    inputs: {log_probs: [[0.0]], target: [0.5]}\n",
+        4,
+        "class indices",
+    ),
+    (
+        "cases:\n  - id: x\n    loss: softmax_cross_entropy\n    inputs: {logits: [[0.0]]}\n",
+        4,
+        "missing input 'target'",
+    ),
+    (
+        "cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [1.0]}\n    dtypes: [float8]\n",
+        5,
+        "unknown dtype",
+    ),
+    (
+        "cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [1.0]}\n    colour: red\n",
+        5,
+        "unknown case field",
+    ),
     ("cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [a, b]}\n", 4, "only numbers"),
     ("cases: [\n", None, "invalid YAML"),
     ("just text\n", 1, "top level"),
-    ("cases:\n  - id: x\n    loss: softmax_cross_entropy\n    inputs: {logits: [[0.0]], target: [0]}\n    params: {label_smoothing: 2}\n", 5, "[0, 1]"),
+    (
+        "cases:\n  - id: x\n    loss: softmax_cross_entropy\n    inputs: {logits: [[0.0]], target: [0]}\n    params: {label_smoothing: 2}\n",
+        5,
+        "[0, 1]",
+    ),
 ]
 
 
@@ -140,3 +191,9 @@ def test_same_key_in_two_roots_is_refused(tmp_path):
 def test_missing_path_is_an_error(tmp_path):
     with pytest.raises(CaseError, match="no such file"):
         load_cases([tmp_path / "nope"])
+
+
+def test_yaml_1_2_exponent_floats_are_numbers(tmp_path):
+    p = write(tmp_path, "cases:\n  - {id: e, loss: sigmoid, inputs: {x: [1e30, 1.0e30, -2E-5]}}\n")
+    (case,) = load_cases([p])
+    np.testing.assert_array_equal(next(expand(case)).inputs()["x"], [1e30, 1e30, -2e-5])

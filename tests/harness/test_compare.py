@@ -36,7 +36,13 @@ def test_error_beyond_tolerance_is_a_mismatch_at_the_worst_element():
 
 @pytest.mark.parametrize(
     ("expected", "actual"),
-    [([np.nan], [0.0]), ([np.inf], [1e308]), ([1.0], [np.nan]), ([np.inf], [-np.inf]), ([-np.inf], [np.nan])],
+    [
+        ([np.nan], [0.0]),
+        ([np.inf], [1e308]),
+        ([1.0], [np.nan]),
+        ([np.inf], [-np.inf]),
+        ([-np.inf], [np.nan]),
+    ],
 )
 def test_nonfinite_patterns_must_match_exactly(expected, actual):
     c = compare(np.array(expected), np.array(actual), "float64", 1e-7, 1e-7)
@@ -65,7 +71,9 @@ def test_case_tolerance_overrides_per_dtype():
     assert tolerance_for("float16", {"*": {"rtol": 0.5}, "float16": {"atol": 2.0}}) == (0.5, 2.0)
 
 
-@pytest.mark.parametrize("dtype,nmant", [("float64", 52), ("float32", 23), ("float16", 10), ("bfloat16", 7)])
+@pytest.mark.parametrize(
+    "dtype,nmant", [("float64", 52), ("float32", 23), ("float16", 10), ("bfloat16", 7)]
+)
 def test_ulp_at_one_and_quantize(dtype, nmant):
     assert ulp(np.array(1.0), dtype) == 2.0**-nmant
     assert ulp(np.array(1.5), dtype) == 2.0**-nmant
@@ -77,3 +85,12 @@ def test_ulp_of_zero_is_the_smallest_subnormal():
     assert ulp(np.array(0.0), "float64") == 5e-324
     assert ulp(np.array(0.0), "float16") == 2.0**-24
     assert math.isnan(ulp(np.array(np.inf), "float32"))
+
+
+def test_saturate_maps_values_beyond_the_dtype_range_to_infinity():
+    from xentcheck.dtypes import saturate
+
+    x = np.array([-8e6, 65504.0, 70000.0, 1.0, np.nan])
+    s = saturate(x, "float16")
+    assert s[0] == -np.inf and s[1] == 65504.0 and s[2] == np.inf and s[3] == 1.0 and np.isnan(s[4])
+    np.testing.assert_array_equal(saturate(x[:4], "float64"), x[:4])

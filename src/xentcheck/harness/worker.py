@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from xentcheck.adapters import Api, Call, Framework, Output, Unsupported, load_framework
-from xentcheck.dtypes import quantize
+from xentcheck.dtypes import FLOAT_DTYPES, quantize, saturate
 from xentcheck.harness.cases import Instance, expand, load_cases
 from xentcheck.harness.compare import compare, sample, tolerance_for
 from xentcheck.harness.results import ResultWriter, run_header
@@ -186,7 +186,10 @@ def run_api(
             row.update(_error_fields("unsupported", why))
             rows.append(row)
             continue
-        c = compare(expected, np.asarray(actual, dtype=np.float64), dtype, rtol, atol)
+        out_dtype = out.out_dtype if out.out_dtype in FLOAT_DTYPES else dtype
+        c = compare(
+            saturate(expected, out_dtype), np.asarray(actual, dtype=np.float64), dtype, rtol, atol
+        )
         row.update(status=c.status, max_abs_err=c.max_abs_err, max_rel_err=c.max_rel_err, max_ulp=c.max_ulp,
                    index=c.index, expected=c.expected, actual=c.actual, shape=list(np.shape(expected)))  # fmt: skip
         if c.note or out.note:

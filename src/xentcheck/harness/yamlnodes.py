@@ -8,9 +8,26 @@ is accepted (``yaml.SafeLoader``: no Python object tags); duplicate keys are an 
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from xentcheck.harness.errors import CaseError
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads YAML 1.2 floats: ``1e30`` and ``1.0e30`` (no exponent sign).
+
+    PyYAML follows YAML 1.1, where those are strings; people writing cases by hand expect
+    numbers.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 class Map(dict):
@@ -32,7 +49,7 @@ class Seq(list):
 def load_located(text: str, path: str):
     """Parse ``text`` (one YAML document) into located Python values."""
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
         finally:
@@ -66,7 +83,9 @@ def _convert(node, path: str, constructor, depth: int, budget: list[int]):
         except yaml.YAMLError as exc:
             raise CaseError(path, line, f"bad scalar: {exc}") from None
     if isinstance(node, yaml.CollectionNode) and node.tag not in _PLAIN_TAGS:
-        raise CaseError(path, line, f"tag {node.tag!r} is not allowed; write plain YAML lists and mappings")
+        raise CaseError(
+            path, line, f"tag {node.tag!r} is not allowed; write plain YAML lists and mappings"
+        )
     if isinstance(node, yaml.SequenceNode):
         out = Seq(_convert(n, path, constructor, depth + 1, budget) for n in node.value)
         out.line = line

@@ -76,7 +76,9 @@ def entries(framework: str) -> list[Known]:
     """The entries for ``framework`` (empty when it has none)."""
     if framework not in _cache:
         if framework in _MODULES:
-            _cache[framework] = list(importlib.import_module(f"xentcheck.known.{framework}").ENTRIES)
+            _cache[framework] = list(
+                importlib.import_module(f"xentcheck.known.{framework}").ENTRIES
+            )
         else:
             _cache[framework] = []
     return _cache[framework]

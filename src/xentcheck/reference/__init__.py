@@ -178,7 +178,9 @@ def differentiable_inputs(loss: str, inputs: Mapping[str, np.ndarray]) -> tuple[
     return tuple(names)
 
 
-def evaluate(loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> Golden:
+def evaluate(
+    loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None
+) -> Golden:
     """Golden value and gradients of ``loss`` at ``inputs`` with ``params``, in float64.
 
     Floating inputs are taken as float64 (round them to the dtype under test first, see
@@ -196,10 +198,14 @@ def evaluate(loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any] | N
     params = dict(params or {})
     unknown = set(params) - set(spec.params)
     if unknown:
-        raise ValueError(f"{loss}: unknown parameter(s) {sorted(unknown)}; allowed: {sorted(spec.params)}")
+        raise ValueError(
+            f"{loss}: unknown parameter(s) {sorted(unknown)}; allowed: {sorted(spec.params)}"
+        )
     names = {i.name for i in spec.inputs}
     if set(inputs) - names:
-        raise ValueError(f"{loss}: unknown input(s) {sorted(set(inputs) - names)}; allowed: {sorted(names)}")
+        raise ValueError(
+            f"{loss}: unknown input(s) {sorted(set(inputs) - names)}; allowed: {sorted(names)}"
+        )
     arrays: dict[str, np.ndarray] = {}
     for i in spec.inputs:
         if i.name not in inputs or inputs[i.name] is None:
@@ -214,7 +220,10 @@ def evaluate(loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any] | N
             arrays["target"] = _as_labels(arrays["target"], "target")
     kwargs = {**spec.params, **params}
     value, grads = spec.fn(**arrays, **kwargs)
-    return Golden(np.asarray(value, dtype=np.float64), {k: np.asarray(v, np.float64) for k, v in grads.items()})
+    return Golden(
+        np.asarray(value, dtype=np.float64),
+        {k: np.asarray(v, np.float64) for k, v in grads.items()},
+    )
 
 
 def _as_labels(a: np.ndarray, name: str) -> np.ndarray:
