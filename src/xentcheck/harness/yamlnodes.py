@@ -67,7 +67,7 @@ def load_located(text: str, path: str):
 
 _MAX_DEPTH = 64
 _PLAIN_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
-_MAX_NODES = 5_000_000  # aliases can make a small file expand exponentially
+_MAX_NODES = 2_000_000  # aliases can make a small file expand exponentially
 
 
 def _convert(node, path: str, constructor, depth: int, budget: list[int]):
