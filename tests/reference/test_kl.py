@@ -23,7 +23,7 @@ from tests.reference.oracle import mpf
 from xentcheck.reference import cotangent, evaluate, kl
 
 mp = mpmath
-EXAMPLES = 80
+EXAMPLES = 300
 REDUCTIONS = ("none", "sum", "mean", "batchmean")
 
 
@@ -110,6 +110,14 @@ def test_kl_log_target_exp_over_and_underflow():
     assert np.all(np.isfinite(value)) and value[0] > 1e307 and value[1] > 0 and value[2] > 0
     run_kl(q, t, True, "none")
     assert grads["input"][0] == -np.inf  # -exp(710) overflows: the exact value is beyond float64
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean", "batchmean"])
+def test_kl_sums_of_subnormal_terms_are_rounded_once(reduction):
+    run_kl(np.full((4, 4), -3.0), np.full((4, 4), 5e-324), False, reduction)
+    run_kl(np.full((4, 4), -3.0), np.full((4, 4), -745.0), True, reduction)
+    # a tiny sum whose terms have a huge factor (t - input = 1e30): scaling must not overflow
+    run_kl(np.array([-1e30]), np.array([-745.0]), True, reduction)
 
 
 def test_kl_zero_probability_convention():

@@ -54,6 +54,7 @@ _INV_LN2 = 1.0 / _LN2_HI
 _INV_FACT = [_parts(Fraction(1, math.factorial(n)), 2) for n in range(10)]
 _SQRT_HALF = math.sqrt(0.5)
 _EXP_SQUARINGS = 10
+_EXP_CLAMP = 2000.0  # exp(z) * 2**scale is 0 or inf beyond, for |scale| <= 1000
 
 
 def dd(x) -> DD:
@@ -178,7 +179,7 @@ def _prepare_exp_arg(z) -> tuple[DD, np.ndarray, np.ndarray]:
     hi = np.asarray(z[0], dtype=np.float64)
     lo = np.asarray(z[1], dtype=np.float64)
     finite = np.isfinite(hi)
-    clamped = np.clip(np.where(finite, hi, 0.0), -800.0, 800.0)
+    clamped = np.clip(np.where(finite, hi, 0.0), -_EXP_CLAMP, _EXP_CLAMP)
     lo = np.where(finite & (clamped == hi), lo, 0.0)
     return (clamped, lo), hi, finite
 
@@ -188,11 +189,12 @@ def _scale(x: DD, k: np.ndarray) -> DD:
     return np.ldexp(x[0], ki), np.ldexp(x[1], ki)
 
 
-def exp(z) -> DD:
-    """``exp(z)`` as a double-double; 0 below about -745, ``inf`` above about 709.78."""
+def exp(z, scale: int = 0) -> DD:
+    """``exp(z) * 2**scale`` as a double-double (``|scale| <= 1000``): 0 below about
+    ``-745 - scale ln 2``, ``inf`` above about ``709.78 - scale ln 2``."""
     zc, hi, finite = _prepare_exp_arg(z)
     k, u = _exp_core(zc)
-    out = _scale(add_f(u, 1.0), k)
+    out = _scale(add_f(u, 1.0), k + scale)
     special = np.where(np.isnan(hi), np.nan, np.where(hi > 0, np.inf, 0.0))
     return np.where(finite, out[0], special), np.where(finite & np.isfinite(out[0]), out[1], 0.0)
 
@@ -276,8 +278,9 @@ def log1p(u) -> DD:
     return out[0].reshape(shape), out[1].reshape(shape)
 
 
-def exp_times(z, f: DD) -> DD:
-    """``f * exp(z)`` as ``sign(f) * exp(z + log|f|)``, for finite ``z`` and ``f``.
+def exp_times(z, f: DD, scale: int = 0) -> DD:
+    """``f * exp(z) * 2**scale`` as ``sign(f) * exp(z + log|f|) * 2**scale``, for finite
+    ``z`` and ``f``.
 
     Exact to double-double precision wherever the product is a normal number, even when
     ``exp(z)`` alone would underflow or overflow; 0 where ``f`` is 0.
@@ -286,7 +289,32 @@ def exp_times(z, f: DD) -> DD:
     negative = f[0] < 0
     mag_f = where(negative, neg(f), f)
     nonzero = f[0] != 0
-    mag = exp(add(z, log(where(nonzero, mag_f, dd(np.ones_like(f[0]))))))
+    mag = exp(add(z, log(where(nonzero, mag_f, dd(np.ones_like(f[0]))))), scale)
     out = where(negative, neg(mag), mag)
     zero = np.zeros_like(out[0])
     return np.where(nonzero, out[0], zero), np.where(nonzero, out[1], zero)
+
+
+def _normalized(f) -> tuple[DD, np.ndarray]:
+    f = f if isinstance(f, tuple) else dd(f)
+    _, e = np.frexp(f[0])
+    return (np.ldexp(f[0], -e), np.ldexp(f[1], -e)), e
+
+
+def prod(*factors, over=None) -> DD:
+    """The product of float or double-double factors (divided by ``over``, if given).
+
+    Each factor is normalised to a mantissa in ``[1/2, 1)`` times a power of 2: the
+    mantissas are multiplied in double-double and the powers of 2 applied once, at the
+    end, so a normal result is exact to double-double precision even where partial
+    products are not representable (a subnormal weight times a huge loss), and a
+    subnormal result is rounded about once. Finite factors only.
+    """
+    acc, e_sum = _normalized(factors[0])
+    for f in factors[1:]:
+        m, e = _normalized(f)
+        acc, e_sum = mul(acc, m), e_sum + e
+    if over is not None:
+        m, e = _normalized(over)
+        acc, e_sum = div(acc, m), e_sum - e
+    return np.ldexp(acc[0], e_sum), np.ldexp(acc[1], e_sum)

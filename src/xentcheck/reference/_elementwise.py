@@ -10,6 +10,7 @@ be patched together, reduced and scaled by the cotangent.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -71,26 +72,59 @@ def patch(ok: np.ndarray, accurate: _dd.DD, fallback: np.ndarray) -> _dd.DD:
     return np.where(good, accurate[0], fallback), np.where(good, accurate[1], 0.0)
 
 
-def reduce_value(per: _dd.DD, reduction: str, denominator: float | None = None) -> np.ndarray:
+_RESCALE_BELOW = 2.0**-968  # a sum this small may be short of digits lost to subnormals
+_RESCALE_TO = 1000  # scaled per-element values stay below 2**1000
+
+
+def reduce_value(
+    per: _dd.DD,
+    reduction: str,
+    denominator: float | None = None,
+    rescale: Callable[[int], _dd.DD] | None = None,
+) -> np.ndarray:
     """``none``: the per-element values; ``sum``; ``mean``: the sum over ``denominator``.
 
     The sum is the correctly rounded sum of the double-double per-element values
     (``math.fsum`` of their parts); the mean divides that sum, carried as a
     double-double, once. ``0/0`` (an empty mean) is NaN.
+
+    Per-element values in the subnormal range have been rounded to its coarse grid, and
+    a sum of many such roundings can be several units off; so where the sum is tiny and
+    ``rescale`` is given, ``rescale(k)`` must return the per-element values times
+    ``2**k`` (computed as such, not scaled afterwards), and the sum is taken of those
+    and scaled back once.
     """
     if reduction == "none":
         return _dd.to_float(per)
-    parts = np.concatenate([np.ravel(per[0]), np.ravel(per[1])])
-    total = exact_sum(parts)
+    total, resid = _exact_sum_dd(per)
+    scale = 0
+    if rescale is not None and math.isfinite(total) and abs(total) < _RESCALE_BELOW:
+        biggest = float(np.max(np.abs(per[0]), initial=0.0))
+        scale = _RESCALE_TO - (math.frexp(biggest)[1] if biggest > 0 else 0)
+        scale = min(max(scale, 0), _RESCALE_TO)
+        if scale:
+            scaled = _exact_sum_dd(rescale(scale))
+            # (per-element values that cancel may have terms too large to scale)
+            total, resid = scaled if math.isfinite(scaled[0]) else (total, resid)
+            scale = scale if math.isfinite(scaled[0]) else 0
     if reduction == "sum":
-        return np.asarray(total)
+        return np.asarray(math.ldexp(total, -scale) if scale else total)
     d = float(per[0].size if denominator is None else denominator)
     if not math.isfinite(total) or d == 0:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.asarray(np.float64(total) / np.float64(d))
-    resid = math.fsum([*parts.tolist(), -total])
     q = _dd.div((np.asarray(total), np.asarray(resid)), _dd.dd(d))
+    q = (np.ldexp(q[0], -scale), np.ldexp(q[1], -scale)) if scale else q
     return np.asarray(_dd.to_float(q))
+
+
+def _exact_sum_dd(per: _dd.DD) -> tuple[float, float]:
+    """The sum of double-doubles as a correctly rounded float and its rounded residual."""
+    parts = np.concatenate([np.ravel(per[0]), np.ravel(per[1])])
+    total = exact_sum(parts)
+    if not math.isfinite(total):
+        return total, 0.0
+    return total, math.fsum([*parts.tolist(), -total])
 
 
 def scale_grad(g: _dd.DD, reduction: str, denominator: float | None = None) -> np.ndarray:

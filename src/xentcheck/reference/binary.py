@@ -11,9 +11,12 @@ finite inputs they lie within half an ULP (plus about ``2**-100`` relative) of t
 exact result whatever its magnitude: a loss of ``exp(-700)`` is right to its last bit.
 A difference that cancels (``sigmoid(x) - y`` for a soft target) is right to about
 ``2**-104`` of its larger term, hence correctly rounded unless it cancels by more than
-some 50 bits. A subnormal per-element result is rounded a second time when the
-cotangent or the mean scales it (within about 1.5 ULP). Sums and means are correctly
-rounded sums of the double-double per-element values (divided once, for the mean).
+some 50 bits. Products are formed with their factors normalised (see ``_dd.prod``),
+so a subnormal weight or target times a huge loss is exact; a subnormal per-element
+gradient is rounded a second time when the cotangent or the mean scales it (within
+about 1.5 ULP). Sums and means are correctly rounded sums of the double-double
+per-element values (divided once, for the mean), recomputed at a scale of ``2**k``
+where the sum is so small that subnormal roundings would add up.
 Conventions for the extended reals:
 
 * ``0 * log 0 = 0``, and more generally a term whose coefficient is exactly zero
@@ -59,6 +62,7 @@ __all__ = [
 
 _ONE = _dd.dd(1.0)
 _FAR = 600.0  # beyond, exp(-|x|) < 1e-260 is negligible next to 1 in double-double
+_TINY = 2.0**-900  # below, a factor risks rounding to a subnormal before it is scaled
 
 
 class _Logit(NamedTuple):
@@ -248,10 +252,17 @@ def binary_cross_entropy(probs, target, weight=None, *, reduction="mean"):
         logp = _dd.log(ps)
         log1mp = _dd.log1p(-ps)
         omy = _one_minus(ys)
-        loss = _dd.neg(_dd.add(_dd.mul_f(logp, ys), _dd.mul(omy, log1mp)))
+        ws = np.ones_like(ps) if w is None else np.where(ok, w, 1.0)
+        # Every term is the product of all its factors, weights included (see _dd.prod).
+
+        def losses(scale: int = 0) -> _dd.DD:
+            sc = 2.0**scale  # times the power of 2 asked for
+            return _dd.neg(_dd.add(_dd.prod(sc, ws, ys, logp), _dd.prod(sc, ws, omy, log1mp)))
+
+        loss = losses()
         num, den = _dd.two_sum(ps, -ys), _dd.mul_f(_one_minus(ps), ps)
-        gp = _dd.div(num, den)
-        gy = _dd.sub(log1mp, logp)
+        gp = _dd.prod(ws, num, over=den)  # w (p - y) / (p (1 - p))
+        gy = _dd.prod(ws, _dd.sub(log1mp, logp))
 
         # Extended reals: p in {0, 1}, non-finite inputs.
         lp, l1 = np.log(p), np.log1p(-p)
@@ -259,17 +270,11 @@ def binary_cross_entropy(probs, target, weight=None, *, reduction="mean"):
         n_gp = zmul(-y, 1.0 / p) + zmul(1.0 - y, 1.0 / (1.0 - p))
         n_gy = l1 - lp
         if w is not None:
-            ws = np.where(ok, w, 1.0)
-            loss, gp, gy = (_dd.mul_f(q, ws) for q in (loss, gp, gy))
-            # (p - y) / (p (1 - p)) can overflow where w (p - y) / (p (1 - p)) does not
-            gp = _dd.where(
-                np.isfinite(gp[0]) & np.isfinite(gp[1]), gp, _dd.div(_dd.mul_f(num, ws), den)
-            )
             n_loss, n_gp, n_gy = (zmul(w, q) for q in (n_loss, n_gp, n_gy))
         loss = patch(ok, loss, n_loss)
         gp = patch(ok, gp, n_gp)
         gy = patch(ok, gy, n_gy)
-    value = reduce_value(loss, reduction)
+    value = reduce_value(loss, reduction, rescale=_rescaled(losses, ok, n_loss))
     return value, {"probs": scale_grad(gp, reduction), "target": scale_grad(gy, reduction)}
 
 
@@ -336,31 +341,36 @@ def binary_cross_entropy_with_logits(
     ys = np.where(ok, y, 0.0)
     with np.errstate(all="ignore"):
         lg = _logit(xs)
+        ws = np.ones_like(xs) if w is None else np.where(ok, w, 1.0)
+        pws = np.ones_like(xs) if pw is None else np.where(ok, pw, 1.0)
         omy = _one_minus(ys)
-        if pw is None:
-            pwy = _dd.dd(ys)
-            pwm1 = _dd.dd(np.zeros_like(xs))
-            q = np.ones_like(xs)
-        else:
-            pws = np.where(ok, pw, 1.0)
-            pwy = _dd.two_prod(pws, ys)
-            pwm1 = _dd.two_sum(pws, -np.ones_like(pws))
-            q = np.where(lg.pos, 1.0, pws)
-        loss = _dd.add(_dd.mul(pwy, lg.softplus_neg()), _dd.mul(omy, lg.softplus()))
-        c = _dd.add(omy, pwy)
-        c_small = _dd.mul(c, lg.sig_negabs())
-        gx = _dd.where(lg.pos, _dd.sub(omy, c_small), _dd.sub(c_small, pwy))
-        qx = _dd.two_prod(q, xs)
-        gy = _dd.sub(_dd.mul(pwm1, lg.log1pe), qx)
+        c = _dd.add(omy, _dd.two_prod(pws, ys))  # (1 - y) + pw y
+        pwm1 = _dd.two_sum(pws, -np.ones_like(pws))  # pw - 1
+        q = np.where(lg.pos, 1.0, pws)
+        # Every term is the product of all its factors, weights included (see _dd.prod).
+        prod = _dd.prod
+        w_pwy, w_omy, w_c = prod(ws, pws, ys), prod(ws, omy), prod(ws, c)
+        w_c_small = prod(ws, c, lg.sig_negabs())
+        gx = _dd.where(lg.pos, _dd.sub(w_omy, w_c_small), _dd.sub(w_c_small, w_pwy))
+        w_qx = prod(ws, q, xs)
+        gy = _dd.sub(prod(ws, pwm1, lg.log1pe), w_qx)
         # Far from 0 (|x| > 600), each quantity is A + B e to double-double precision
         # (log1p(e) = e and sigma(-|x|) = e up to a factor 1 + O(e)): B e is formed as
-        # exp(log|B| - |x|), so a tiny result is not rounded to a subnormal before it is
-        # weighted.
+        # exp(log|B| - |x|), so a tiny result is not rounded to a subnormal on the way.
         far = (lg.ax > _FAR, _dd.neg(_dd.dd(lg.ax)))
-        omy_x, pwy_x = _dd.mul_f(omy, lg.ax), _dd.mul_f(pwy, lg.ax)
-        far_loss = (_dd.where(lg.pos, omy_x, pwy_x), c)
-        far_gx = (_dd.where(lg.pos, omy, _dd.neg(pwy)), _dd.where(lg.pos, _dd.neg(c), c))
-        far_gy = (_dd.neg(qx), pwm1)
+
+        def losses(scale: int = 0) -> _dd.DD:
+            sc = 2.0**scale  # times the power of 2 asked for
+            out = _dd.add(
+                prod(sc, ws, pws, ys, lg.softplus_neg()), prod(sc, ws, omy, lg.softplus())
+            )
+            out_a = _dd.where(lg.pos, prod(sc, ws, omy, lg.ax), prod(sc, ws, pws, ys, lg.ax))
+            return _far_mix(far, out, out_a, w_c, scale)
+
+        loss = losses()
+        gx_a = _dd.where(lg.pos, w_omy, _dd.neg(w_pwy))
+        gx = _far_mix(far, gx, gx_a, _dd.where(lg.pos, _dd.neg(w_c), w_c))
+        gy = _far_mix(far, gy, _dd.neg(w_qx), prod(ws, pwm1))
 
         pw_n = 1.0 if pw is None else pw
         sp, spn = _naive_softplus(x), _naive_softplus(-x)
@@ -368,28 +378,30 @@ def binary_cross_entropy_with_logits(
         n_gx = zmul(1.0 - y, _naive_sigmoid(x)) - zmul(pw_n * y, _naive_sigmoid(-x))
         n_gy = zmul(pw_n, spn) - sp
         if w is not None:
-            ws = np.where(ok, w, 1.0)
-            loss, gx, gy = (_dd.mul_f(t, ws) for t in (loss, gx, gy))
-            far_loss, far_gx, far_gy = (
-                (_dd.mul_f(a, ws), _dd.mul_f(b, ws)) for a, b in (far_loss, far_gx, far_gy)
-            )
             n_loss, n_gx, n_gy = (zmul(w, t) for t in (n_loss, n_gx, n_gy))
-        loss, gx, gy = (
-            _far_mix(far, t, *ab) for t, ab in ((loss, far_loss), (gx, far_gx), (gy, far_gy))
-        )
         loss = patch(ok, loss, n_loss)
         gx = patch(ok, gx, n_gx)
         gy = patch(ok, gy, n_gy)
-    value = reduce_value(loss, reduction)
+    value = reduce_value(loss, reduction, rescale=_rescaled(losses, ok, n_loss))
     return value, {"logits": scale_grad(gx, reduction), "target": scale_grad(gy, reduction)}
 
 
-def _far_mix(far, regular: _dd.DD, a: _dd.DD, b: _dd.DD) -> _dd.DD:
-    """``regular``, or ``a + b exp(-|x|)`` where ``|x| > _FAR``."""
+def _rescaled(losses, ok: np.ndarray, fallback: np.ndarray):
+    """``k -> 2**k * per-element losses`` for :func:`reduce_value`."""
+
+    def rescale(scale: int) -> _dd.DD:
+        with np.errstate(all="ignore"):
+            return patch(ok, losses(scale), np.ldexp(fallback, scale))
+
+    return rescale
+
+
+def _far_mix(far, regular: _dd.DD, a: _dd.DD, b: _dd.DD, scale: int = 0) -> _dd.DD:
+    """``regular``, or ``a + b exp(-|x|) 2**scale`` where ``|x| > _FAR``."""
     mask, minus_ax = far
     if not np.any(mask):
         return regular
-    return _dd.where(mask, _dd.add(a, _dd.exp_times(minus_ax, b)), regular)
+    return _dd.where(mask, _dd.add(a, _dd.exp_times(minus_ax, b, scale)), regular)
 
 
 def _take(k: np.ndarray, *xs: _dd.DD) -> list[_dd.DD]:
@@ -445,7 +457,11 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
           \frac{\sigma(-x) - \sigma(x)}{m}\Bigr]
 
     (the ``2 alpha - 1`` term is absent when ``alpha_t`` is disabled), evaluated with
-    ``m**gamma`` factored out so that ``gamma < 1`` needs no ``m**(gamma - 1)``.
+    ``m**gamma`` factored out so that ``gamma < 1`` needs no ``m**(gamma - 1)``, and in
+    log space where ``m**gamma`` or ``m`` itself is tiny. The accuracy claim of the
+    module holds for targets that are 0 or at least about ``1e-290``; a positive target
+    below that (a subnormal, say) meets ``exp(-|x|)`` in the subnormal range when
+    ``|x| > 708`` and can lose accuracy there.
 
     Args:
       logits: float array of any shape.
@@ -508,7 +524,7 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
             at = _dd.dd(np.ones_like(ys))
             atp = _dd.dd(np.zeros_like(ys))
         mg = _power(m, gamma)
-        loss = _dd.mul(_dd.mul(at, ce), mg)
+        tiny_loss = None  # (elements, z, F): loss = F exp(z) there, set below
 
         # d/dx = alpha_t m^g s / (1 + e) [(a - b e) + g ce (a - b) e / (a + b e)]
         a_minus_b = _dd.mul_f(_dd.two_sum(np.ones_like(ys), -2.0 * ys), sign)
@@ -520,30 +536,62 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
         # d/dy = m^g [(2 alpha - 1) ce - alpha_t x + alpha_t g s ce expm1(-|x|) / (a + b e)]
         e_s = _dd.where(lg.e[0] > 0, lg.e, _ONE)
         f = _dd.where(lg.e[0] > 0, _dd.div(lg.log1pe, e_s), _ONE)  # log1p(e) / e
-        ratio = _dd.where(a0, f, _dd.div(ce, den_s))  # ce / (a + b e)
+        # ce / (a + b e) = (a |x| + log1p(e)) / (a + b e), the first term normalised so
+        # that a subnormal target a does not round a |x| before the division
+        ratio = _dd.add(_dd.prod(a, lg.ax, over=den_s), _dd.div(lg.log1pe, den_s))
+        ratio = _dd.where(a0, f, ratio)
         t3 = _dd.mul_f(_dd.mul_f(_dd.mul(_dd.mul(at, ratio), lg.em1), gamma), sign)
         bracket_y = _dd.add(_dd.sub(_dd.mul(atp, ce), _dd.mul_f(at, xs)), t3)
         gy = _dd.mul(mg, bracket_y)
 
-        # a = 0 (y = 1, x >= 0 or y = 0, x < 0): m = e / (1 + e) and ce = log1p(e) = e f
-        # may underflow while the results do not; in log space, with log m = -(|x| + ce):
-        #   loss = alpha_t f exp(-|x| + g log m),  d/dx = -s alpha_t (1 + g f) m^(1 + g),
-        #   d/dy = m^g [(2 alpha - 1) ce - alpha_t x + alpha_t g s expm1(-|x|) f].
-        if np.any(a0):
-            k = np.nonzero(a0.ravel())[0]
-            ax, sk, L, at_k, f_k = lg.ax.ravel()[k], sign.ravel()[k], *_take(k, lg.log1pe, at, f)
-            logm = _dd.neg(_dd.add_f(L, ax))
+        # Where m**gamma is tiny it may underflow while the results do not: there, and
+        # wherever a = 0 (y = 1, x >= 0 or y = 0, x < 0: m = e / (1 + e) and
+        # ce = log1p(e) = e f may underflow themselves), each result is F exp(z) formed
+        # as sign(F) exp(z + log|F|), with log m = -(|x| + log1p(e)) where a = 0:
+        #   loss = alpha_t ce m^g             = alpha_t f exp(g log m - |x|)  (a = 0)
+        #   d/dx = alpha_t m^g s bracket / (1 + e) = -s alpha_t (1 + g f) m^(1 + g)  (a = 0)
+        #   d/dy = m^g bracket_y.
+        tiny = a0 | (mg[0] < _TINY)
+        if np.any(tiny):
+            k = np.nonzero(tiny.ravel())[0]
+            ka0, ax, sk = a0.ravel()[k], lg.ax.ravel()[k], sign.ravel()[k]
+            L, at_k, f_k, ce_k, m_k, br_k, bry_k, ope_k = _take(
+                k, lg.log1pe, at, f, ce, m, bracket, bracket_y, lg.ope
+            )
+            logm = _dd.where(ka0, _dd.neg(_dd.add_f(L, ax)), _dd.log(m_k))
             glogm = _dd.mul_f(logm, gamma)
-            loss = _put(loss, k, _dd.exp_times(_dd.add_f(glogm, -ax), _dd.mul(at_k, f_k)))
-            fx = _dd.mul_f(_dd.mul(at_k, _dd.add_f(_dd.mul_f(f_k, gamma), 1.0)), -sk)
-            gx = _put(gx, k, _dd.exp_times(_dd.add(logm, glogm), fx))
-            gy = _put(gy, k, _dd.exp_times(glogm, *_take(k, bracket_y)))
+            z = _dd.where(ka0, _dd.add_f(glogm, -ax), glogm)
+            fl = _dd.where(ka0, _dd.mul(at_k, f_k), _dd.mul(at_k, ce_k))
+            tiny_loss = (k, z, fl)
+            z = _dd.where(ka0, _dd.add(logm, glogm), glogm)
+            fx0 = _dd.mul_f(_dd.mul(at_k, _dd.add_f(_dd.mul_f(f_k, gamma), 1.0)), -sk)
+            fx = _dd.mul_f(_dd.div(_dd.mul(at_k, br_k), ope_k), sk)
+            gx = _put(gx, k, _dd.exp_times(z, _dd.where(ka0, fx0, fx)))
+            gy = _put(gy, k, _dd.exp_times(glogm, bry_k))
 
+        # |x| < 2**-900: s expm1(-|x|) = -x, so d/dy = m^g (2 alpha - 1) ce + m^g x Q with
+        # Q = -alpha_t (1 + g ce / (a + b e)); the second product is formed in one piece,
+        # as the result can lie where double-double has no digits to spare.
+        small_x = (lg.ax < _TINY) & (lg.ax > 0)
+        if np.any(small_x):
+            q = _dd.neg(_dd.mul(at, _dd.add_f(_dd.mul_f(ratio, gamma), 1.0)))
+            gy_small = _dd.add(_dd.prod(mg, atp, ce), _dd.prod(mg, xs, q))
+            gy = _dd.where(small_x, gy_small, gy)
+
+        def losses(scale: int = 0) -> _dd.DD:
+            sc = 2.0**scale  # times the power of 2 asked for
+            out = _dd.prod(sc, at, ce, mg)
+            if tiny_loss is not None:
+                k, z, fl = tiny_loss
+                out = _put(out, k, _dd.exp_times(z, fl, scale))
+            return out
+
+        loss = losses()
         n_loss, n_gx, n_gy = _naive_focal(x, y, float(alpha) if use_alpha else None, gamma)
         loss = patch(ok, loss, n_loss)
         gx = patch(ok, gx, n_gx)
         gy = patch(ok, gy, n_gy)
-    value = reduce_value(loss, reduction)
+    value = reduce_value(loss, reduction, rescale=_rescaled(losses, ok, n_loss))
     return value, {"logits": scale_grad(gx, reduction), "target": scale_grad(gy, reduction)}
 
 

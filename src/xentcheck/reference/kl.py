@@ -37,11 +37,16 @@ def kl_divergence(input, target, *, log_target=False, reduction="mean"):
 
     with :math:`\ell = 0` where :math:`p = 0` (``t = -inf``), whatever the input,
     ``-inf`` included (the divergence sums over the support of ``p``; PyTorch computes
-    ``0 * inf = NaN`` there). ``log p - input`` is formed in double-double from a
-    double-double ``log p``, so the value is accurate relative to ``p * max(|log p|,
-    |input|)`` even where ``input`` nearly equals ``log p`` (a divergence near 0).
-    ``exp(t) * (t - input)`` is evaluated as ``sign * exp(t + log|t - input|)``, so it
-    neither overflows nor underflows unless the result does.
+    ``0 * inf = NaN`` there); ``input = -inf`` where ``p > 0`` gives ``+inf``; NaN in
+    either input of an element makes its value and gradients NaN.
+
+    Values and gradients are computed in double-double arithmetic and rounded once.
+    ``log p - input`` is formed from a double-double ``log p``, so the value is within
+    about ``2**-104`` of ``p * max(|log p|, |input|)``, and correctly rounded unless
+    ``input`` agrees with ``log p`` to some 50 bits (a divergence near 0, where it is
+    still far closer than any float64 formula). ``exp(t) * (t - input)`` is evaluated
+    as ``sign * exp(t + log|t - input|)``, so it neither overflows nor underflows
+    unless the result does.
 
     Reductions: ``"none"``; ``"sum"``; ``"mean"`` (sum over the number of elements);
     ``"batchmean"`` (sum over ``input.shape[0]``, the true KL per sample for ``[N, C]``
@@ -93,7 +98,11 @@ def kl_divergence(input, target, *, log_target=False, reduction="mean"):
             ts = np.where(ok, t, 0.0)
             qs = np.where(ok, q, 0.0)
             d = _dd.two_sum(ts, -qs)
-            loss = _dd.exp_times(ts, d)
+
+            def losses(scale: int = 0) -> _dd.DD:
+                return _dd.exp_times(ts, d, scale)
+
+            loss = losses()
             gt = _dd.exp_times(ts, _dd.add_f(d, 1.0))
             gi = _dd.neg(_dd.exp(ts))
 
@@ -107,7 +116,11 @@ def kl_divergence(input, target, *, log_target=False, reduction="mean"):
             ts = np.where(ok, t, 1.0)
             qs = np.where(ok, q, 0.0)
             d = _dd.add_f(_dd.log(ts), -qs)  # log p - input
-            loss = _dd.mul_f(d, ts)
+
+            def losses(scale: int = 0) -> _dd.DD:
+                return _dd.prod(2.0**scale, ts, d)
+
+            loss = losses()
             gt = _dd.add_f(d, 1.0)
             gi = _dd.dd(-ts)
 
@@ -118,7 +131,12 @@ def kl_divergence(input, target, *, log_target=False, reduction="mean"):
         loss = patch(ok, loss, n_loss)
         gt = patch(ok, gt, n_gt)
         gi = patch(ok, gi, n_gi)
-    value = reduce_value(loss, reduction, denominator)
+
+    def rescale(scale: int) -> _dd.DD:
+        with np.errstate(all="ignore"):
+            return patch(ok, losses(scale), np.ldexp(n_loss, scale))
+
+    value = reduce_value(loss, reduction, denominator, rescale)
     return value, {
         "input": scale_grad(gi, reduction, denominator),
         "target": scale_grad(gt, reduction, denominator),
