@@ -50,6 +50,7 @@ import numpy as np
 import tensorflow as tf
 
 from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported
+from xentcheck.harness.results import cpu_name
 
 if keras.backend.backend() != "tensorflow":  # keras imported earlier with another backend
     raise ImportError(
@@ -844,16 +845,7 @@ def _versions() -> dict[str, str]:
 
 
 def _cpu_name() -> str:
-    name = platform.processor() or platform.machine() or "cpu"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name} ({os.cpu_count()} cores)"
+    return f"{cpu_name()} ({os.cpu_count()} cores)"
 
 
 def _gpu_missing_reason() -> str | None:

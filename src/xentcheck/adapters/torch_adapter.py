@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported
+from xentcheck.harness.results import cpu_name
 
 __all__ = ["FRAMEWORK"]
 
@@ -456,15 +457,7 @@ def _versions() -> dict[str, str]:
 
 
 def _cpu_name() -> str:
-    name = platform.processor() or platform.machine() or "cpu"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    name = cpu_name()
     n = torch.get_num_threads()
     return f"{name} ({n} torch thread{'' if n == 1 else 's'})"
 
