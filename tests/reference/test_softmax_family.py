@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from tests.reference.oracle import mpf
 from tests.reference.strategies import (
     REDUCTIONS,
-    SUBNORMAL_HALF_ULP,
     check,
     class_shapes,
     exact_row,
@@ -32,6 +31,7 @@ from tests.reference.strategies import (
     rows_back,
     rows_last,
     smoothing_values,
+    underflow_slack,
     weight_values,
 )
 from xentcheck.reference import cotangent, evaluate
@@ -47,25 +47,21 @@ from xentcheck.reference.softmax import (
 # ------------------------------------------------------------------- exact oracles
 
 
-def _reduce_exact(per: list, reduction: str, denominator, terms: int = 1):
-    """Exact reduced value, its scale (sum of |terms|), the rows' upstream and the slack.
-
-    ``terms``: how many float64 terms make up each position's loss; each may round to the
-    subnormal grid, which the slack (an absolute allowance) covers.
-    """
+def _reduce_exact(per: list, reduction: str, denominator, slack: float):
+    """Exact reduced value, its scale (sum of |terms|), the rows' upstream, and the
+    underflow slacks of the value and of the gradients, given ``slack`` per position."""
     cot = [mpf(c) for c in cotangent((len(per),)).ravel()]
-    slack = terms * SUBNORMAL_HALF_ULP
     if reduction == "none":
-        return per, None, cot, slack
+        return per, None, cot, slack, 2 * slack
     total = mpmath.fsum(per)
     size = mpmath.fsum(abs(x) for x in per)
-    slack *= len(per)
     if reduction == "sum":
-        return [total], [size], [mpf(1)] * len(per), slack
+        return [total], [size], [mpf(1)] * len(per), slack * len(per), slack
     if denominator == 0:  # IEEE x/0: NaN over nothing, else an infinity
-        return [math.nan if total == 0 else math.copysign(math.inf, total)], None, None, 0.0
+        return [math.nan if total == 0 else math.copysign(math.inf, total)], None, None, 0, 0
     up = [1 / denominator] * len(per)
-    return [total / denominator], [size / denominator], up, slack / float(denominator)
+    d = float(denominator)
+    return [total / denominator], [size / denominator], up, slack * len(per) / d, slack / min(d, 1)
 
 
 def exact_softmax_cross_entropy(z, target, weight, ignore_index, eps, reduction):
@@ -112,8 +108,9 @@ def exact_softmax_cross_entropy(z, target, weight, ignore_index, eps, reduction)
     if soft:
         denominator = mpf(len(zr))
     strict = not soft and eps == 0.0
-    value, value_scale, up, slack = _reduce_exact(
-        per, reduction, denominator, 2 if strict else classes + 2
+    wmax = 1.0 if weight is None else float(np.max(weight, initial=1.0))
+    value, value_scale, up, slack, grad_slack = _reduce_exact(
+        per, reduction, denominator, underflow_slack(classes + 2, 2 * wmax)
     )
     if up is None:
         return value, value_scale, None, slack
@@ -127,10 +124,10 @@ def exact_softmax_cross_entropy(z, target, weight, ignore_index, eps, reduction)
 
     grads = {}
     g, sc = grad(gz, gz_scale)
-    grads["logits"] = (g, None if strict else sc)
+    grads["logits"] = (g, None if strict else sc, grad_slack)
     if soft:
         g, _ = grad(gy, gy)
-        grads["target"] = (g, None)
+        grads["target"] = (g, None, grad_slack)
     return value, value_scale, grads, slack
 
 
@@ -146,8 +143,8 @@ def check_softmax_cross_entropy(tag, z, target, weight, ignore_index, eps, reduc
     for name, g in grads.items():
         assert g.shape == z.shape and g.dtype == np.float64
         if ex_grads is not None:
-            exact, scale = ex_grads[name]
-            check(f"{tag} grad:{name} {reduction}", g, exact, scale)
+            exact, scale, slack = ex_grads[name]
+            check(f"{tag} grad:{name} {reduction}", g, exact, scale, slack)
 
 
 # ------------------------------------------------------ softmax_cross_entropy (mpmath)
@@ -251,9 +248,11 @@ def exact_categorical(p, target, reduction):
             ]
         )
         gy.append(neg_log)
-    value, scale, up, slack = _reduce_exact(per, reduction, mpf(len(per)), classes + 1)
+    value, scale, up, slack, grad_slack = _reduce_exact(
+        per, reduction, mpf(len(per)), underflow_slack(classes + 1, 2)
+    )
     if up is None:  # an empty mean: the edge tests cover it
-        return value, scale, None, slack
+        return value, scale, None, slack, 0
 
     def grad(rows):
         return list(
@@ -265,7 +264,7 @@ def exact_categorical(p, target, reduction):
     grads = {"probs": grad(gp)}
     if soft:
         grads["target"] = grad(gy)
-    return value, scale, grads, slack
+    return value, scale, grads, slack, grad_slack
 
 
 @settings(max_examples=100, deadline=None)
@@ -280,13 +279,13 @@ def test_categorical_cross_entropy(data):
         target = target.astype(np.int64)
     reduction = data.draw(st.sampled_from(REDUCTIONS), "reduction")
     value, grads = categorical_cross_entropy(p, target, reduction=reduction)
-    ex_value, ex_scale, ex_grads, slack = exact_categorical(p, target, reduction)
+    ex_value, ex_scale, ex_grads, slack, grad_slack = exact_categorical(p, target, reduction)
     check(f"categorical value {reduction}", value, ex_value, ex_scale, slack)
     assert set(grads) == ({"probs", "target"} if target.ndim == p.ndim else {"probs"})
     for name, g in grads.items():
         assert g.shape == p.shape
         if ex_grads is not None:
-            check(f"categorical grad:{name} {reduction}", g, ex_grads[name])
+            check(f"categorical grad:{name} {reduction}", g, ex_grads[name], None, grad_slack)
 
 
 # ------------------------------------------------------------------- nll (mpmath)
@@ -309,16 +308,17 @@ def test_nll(data):
     kept = [ignore_index is None or ti != ignore_index for ti in tr]
     per = [-w[ti] * mpf(xr[i, ti]) if kept[i] else mpf(0) for i, ti in enumerate(tr)]
     den = mpmath.fsum(w[ti] for i, ti in enumerate(tr) if kept[i])
-    ex_value, ex_scale, up, slack = _reduce_exact(per, reduction, den)
+    ex_value, ex_scale, up, slack, grad_slack = _reduce_exact(
+        per, reduction, den, underflow_slack(1, 2)
+    )
     check(f"nll value {reduction}", value, ex_value, ex_scale, slack)
     if up is not None:
         rows = [
             [-u * w[ti] if kept[i] and c == ti else mpf(0) for c in range(classes)]
             for i, (u, ti) in enumerate(zip(up, tr, strict=True))
         ]
-        check(
-            f"nll grad:log_probs {reduction}", grads["log_probs"], rows_back(rows, shape, 1).ravel()
-        )
+        exact = rows_back(rows, shape, 1).ravel()
+        check(f"nll grad:log_probs {reduction}", grads["log_probs"], exact, None, grad_slack)
 
 
 # ---------------------------------------------- softmax, log_softmax, logsumexp (mpmath)

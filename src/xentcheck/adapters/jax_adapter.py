@@ -1,4 +1,4 @@
-"""JAX adapter: every optax / jax.nn / jax.scipy.special API that computes a loss of the registry.
+"""JAX adapter: every optax / jax.nn API that computes a loss of the registry, one row each.
 
 optax losses return one loss per example: the reduction, and every parameter an optax
 function lacks, is the user's recipe around it, and the recipe is part of the row's name:
@@ -6,37 +6,46 @@ function lacks, is the user's recipe around it, and the recipe is part of the ro
 ``softmax_cross_entropy_with_integer_labels(logits, target, where=target != ignore_index)``
 weighted by ``weight[target]`` and averaged over the weights of the kept examples. One
 :class:`~xentcheck.adapters.base.Api` exists per recipe, and ``applies`` routes each call
-to exactly one of them; a variant with no recipe (``pos_weight``, an element-wise KL from
-a per-distribution API) runs under the bare API name and raises ``Unsupported``.
+to exactly one of them; a variant with no recipe (``pos_weight``) runs under the bare API
+name and raises ``Unsupported``.
 
 Suffixes of the names:
   ``+mean`` / ``+sum``        ``jnp.mean`` / ``jnp.sum`` of the per-example losses
-                              (``+mean`` is the weighted mean when weights are present,
-                              the mean over the kept examples with ``+where``);
-  ``+sum/batch``              ``jnp.sum(...) / N`` (PyTorch's ``batchmean`` of a KL);
-  ``+where``                  optax's ``where=`` argument (or ``jnp.where``) for ignore_index;
+                              (``+mean`` is the weighted mean when class weights are
+                              present, the mean over the kept examples with ``+where``);
+  ``+sum/batch``              ``jnp.sum(...) / input.shape[0]`` (PyTorch's ``batchmean``);
+  ``+where``                  optax's ``where=`` argument (or ``jnp.where``): ignore_index
+                              and token masks;
   ``+weight[target]``         class weights as per-example weights ``weight[target]``;
-  ``+labels*weight``          class weights folded into probability targets;
+  ``+labels*weight``          class weights folded into (smoothed) probability labels;
   ``+*weight``                element-wise weights multiplied into the losses;
-  ``+one_hot+smooth_labels``  ``optax.smooth_labels(jax.nn.one_hot(target))`` for label smoothing.
+  ``+smooth_labels``          ``optax.smooth_labels`` (of ``jax.nn.one_hot(target)`` for
+                              class indices) for label smoothing;
+  ``(axis=())``               optax's KL summed over no axis: the element-wise terms.
+Where neither optax nor jax.nn has the loss (NLL, cross-entropy or BCE of probabilities)
+the row is the plain JAX recipe, named by its code (``-jnp.take_along_axis``,
+``-(jax.scipy.special.xlogy+xlog1py)`` ...). Aliases sharing one implementation
+(``jax.scipy.special.softmax`` / ``log_softmax`` / ``logsumexp`` / ``expit``,
+``optax.losses.convex_kl_divergence``) have no rows of their own.
 
 Arguments are passed the way a user would: a framework argument only when the case set
 the parameter or when the reference's semantics need it (``axis=1`` for the class axis of
-``[N, C, d1..]`` logits, ``axis`` of ``jax.scipy.special.softmax`` whose default is all
-axes, ``alpha`` of ``sigmoid_focal_loss`` whose default is no weighting). Nothing is
-clamped, checked or rewritten: out-of-range labels go into JAX as they are (JAX does not
-raise; gathers fill with NaN or wrap negative indices), so its behaviour is recorded.
+``[N, C, d1..]`` logits, ``axis`` of ``jax.nn.logsumexp`` whose default is all axes,
+``alpha`` of ``sigmoid_focal_loss`` whose default is no weighting). Nothing is clamped,
+checked or rewritten: out-of-range labels go into JAX as they are (JAX does not raise;
+gathers fill with NaN or wrap negative indices), so its behaviour is recorded.
 
-Value and gradients come from ONE jitted function per (API, static parameters): it
-returns the value and the vector-Jacobian product with the call's cotangent, so a
-single compilation (per shape and dtype, cached by ``jax.jit``) serves both. Scalar
-parameters (label_smoothing, alpha, gamma, ignore_index) are passed as Python scalars,
-which ``jax.jit`` traces as weakly typed values: no recompilation per value, and the same
-dtype promotion as a user's literal.
+Value and gradients come from ONE jitted function per (API, static parameters) returning
+the value and the vector-Jacobian product with the call's cotangent, so one compilation
+per shape and dtype serves both. Scalar parameters (label_smoothing, alpha, gamma,
+ignore_index) are passed as Python scalars, which ``jax.jit`` traces as weakly typed
+values: no recompilation per value, and the dtype promotion of a user's literal.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import platform
 import queue
@@ -147,16 +156,17 @@ def _unsupported_reason(exc: BaseException) -> str | None:
 # compilation, the run itself microseconds). So each (API, static parameters) gets one
 # jitted function computing value and VJP together, its executables are cached by
 # argument signature, and when a call compiles, the same function is compiled for the
-# other floating dtypes in a background thread (the harness asks for them next): the
-# main thread and the background thread compile in parallel. The executables are the
+# dtypes the harness will ask for next in a background thread: the main thread and the
+# background thread compile in parallel (XENTCHECK_JAX_COMPILE_THREADS=0 turns this off). The executables are the
 # ones ``jax.jit`` would build (same lowering, default compiler options).
 
 _JIT: dict[tuple, Callable] = {}
 _EXEC: OrderedDict[tuple, Future] = OrderedDict()
-_EXEC_MAX = 4000  # executables kept (LRU); memory grows with every one
+_EXEC_MAX = 512  # executables kept (LRU)
 _LOCK = threading.Lock()
 _POOL: list[_Compiler] = []
 _FLOATS = ("float64", "float32", "float16", "bfloat16")
+_SEEN: set[str] = set()  # dtypes the harness has asked for in this process
 
 
 def _jitted(key: tuple, fn: LossFn) -> Callable:
@@ -190,6 +200,7 @@ class _Compiler:
 
     def __init__(self, threads: int):
         self.threads = threads
+        self.inflight = 0
         self.queue: queue.Queue = queue.Queue()
         for i in range(threads):
             threading.Thread(target=self._work, name=f"jax-compile-{i}", daemon=False).start()
@@ -207,10 +218,15 @@ class _Compiler:
                 continue
             if not fut.set_running_or_notify_cancel():
                 continue
+            with _GATE:  # no cache clearing while a background compile runs
+                self.inflight += 1
             try:
                 fut.set_result(fn(*args))
             except BaseException as exc:  # surfaces in the call that needs it
                 fut.set_exception(exc)
+            finally:
+                with _GATE:
+                    self.inflight -= 1
 
 
 def _pool() -> _Compiler:
@@ -249,7 +265,36 @@ def _signature(tree) -> tuple:
 
 
 def _compile(f: Callable, args: tuple):
-    return f.lower(*args).compile()
+    compiled = f.lower(*args).compile()
+    with _LOCK:
+        _compiles[0] += 1
+    return compiled
+
+
+_TRIM_EVERY = int(os.environ.get("XENTCHECK_JAX_TRIM_EVERY", "64"))  # 0: never
+_compiles = [0, 0]  # compilations so far, and at the last trim
+_GATE = threading.Lock()
+
+
+def _trim_heap() -> None:
+    """Give compiler memory back to the OS now and then (main thread, between calls).
+
+    Each compilation leaves megabytes in JAX's tracing/lowering caches (never hit again:
+    executables are cached here by signature) and fragmented heap behind; without this a
+    full suite grows the worker to several GB. Skipped while a background compile runs.
+    """
+    with _LOCK:
+        due = _TRIM_EVERY > 0 and _compiles[0] - _compiles[1] >= _TRIM_EVERY
+    if not due:
+        return
+    with _GATE:
+        if _POOL and _POOL[0].inflight:
+            return
+        _mods()[0].clear_caches()  # executables stay alive in _EXEC
+        with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        with _LOCK:
+            _compiles[1] = _compiles[0]
 
 
 def _executable(key: tuple, f: Callable, args: tuple, device, dtype: str):
@@ -265,9 +310,15 @@ def _executable(key: tuple, f: Callable, args: tuple, device, dtype: str):
         with _LOCK:
             _EXEC[sig] = fut
     compiled = fut.result()
+    _trim_heap()
+    if dtype in _FLOATS:
+        with _LOCK:
+            _SEEN.add(dtype)
     if dtype in _FLOATS and _pool().threads:
-        for other in _FLOATS:
-            if other == dtype:
+        # the harness asks for a case's dtypes in FLOAT_DTYPES order: precompile the later
+        # ones it has asked for before (none at all under ``--dtype float32``, say)
+        for other in _FLOATS[_FLOATS.index(dtype) + 1 :]:
+            if other not in _SEEN:
                 continue
             diff, const, ct = args  # the cotangent stays float64 in every dtype
             abstract = (*_abstract((diff, const), other, device), _abstract(ct, None, device))
@@ -283,7 +334,8 @@ def _executable(key: tuple, f: Callable, args: tuple, device, dtype: str):
 
 
 def _to_jax(a: np.ndarray, dtype: str, device):
-    jax, jnp = _mods()[:2]
+    """A device array of ``a`` in ``dtype`` (a plain transfer: no eager op to compile)."""
+    jax = _mods()[0]
     a = np.asarray(a)
     if a.dtype.kind == "b":
         host = a.astype(np.bool_)
@@ -291,7 +343,7 @@ def _to_jax(a: np.ndarray, dtype: str, device):
         host = a.astype(np.int64)
     else:  # already rounded to ``dtype`` by the harness, so the cast is exact
         host = np.asarray(a, dtype=np.float64).astype(numpy_dtype(dtype))
-    return jax.device_put(jnp.asarray(host), device)
+    return jax.device_put(host, device)
 
 
 def _execute(api: str, call: Call, fn: LossFn, static: tuple, scalars: Mapping[str, Any]) -> Output:
@@ -326,8 +378,12 @@ def _class_axis(x) -> int:
     return 1 if x.ndim > 2 else -1
 
 
-def _reduce(per, reduction: str, denom=None):
-    """The user's reduction of per-example losses (``denom``: weights / mask for a mean)."""
+def _reduce(per, reduction: str, denom=None, batch: int | None = None):
+    """The user's reduction of per-example losses.
+
+    ``denom``: the weights / mask a mean divides by; ``batch``: the batch size the
+    ``+sum/batch`` recipe divides by (``input.shape[0]``, PyTorch's ``batchmean``).
+    """
     jnp = _mods()[1]
     if reduction == "none":
         return per
@@ -336,7 +392,7 @@ def _reduce(per, reduction: str, denom=None):
     if reduction == "mean":
         return jnp.mean(per) if denom is None else jnp.sum(per) / jnp.sum(denom)
     if reduction == "batchmean":
-        return jnp.sum(per) / per.shape[0]
+        return jnp.sum(per) / (per.shape[0] if batch is None else batch)
     raise Unsupported(f"reduction {reduction!r}")
 
 
@@ -769,78 +825,60 @@ FOCAL = [
 # --------------------------------------------------------------------------- KL
 
 
-def _kl_optax(which: str):
+def _kl_optax(which: str, elementwise: bool):
+    """optax's KL over the class axis, or with ``axis=()`` (a sum over no axes) per element."""
+
     def build(reduction):
         optax = _mods()[3]
         f = getattr(optax.losses, which)
 
         def fn(a):
             inp = a["input"]
-            kw = {"axis": 1} if inp.ndim > 2 else {}
-            return _reduce(f(inp, a["target"], **kw), reduction)
+            if elementwise:
+                kw: dict[str, Any] = {"axis": ()}
+            else:
+                kw = {"axis": 1} if inp.ndim > 2 else {}
+            batch = inp.shape[0] if inp.ndim else 1
+            return _reduce(f(inp, a["target"], **kw), reduction, batch=batch)
 
         return fn
 
     return build
-
-
-def _kl_scipy(which: str):
-    def build(reduction):
-        jnp, jsp = _mods()[1:3]
-        f = getattr(jsp, which)
-
-        def fn(a):
-            per = f(a["target"], jnp.exp(a["input"]))
-            return _reduce(per, reduction)
-
-        return fn
-
-    return build
-
-
-_KL_PER_DIST = {"sum": "+sum", "batchmean": "+sum/batch"}
-_KL_ELEM = {"none": "", "sum": "+sum", "mean": "+mean", "batchmean": "+sum/batch"}
 
 
 def _log_target(call: Call) -> bool:
     return bool(call.params.get("log_target"))
 
 
+def _kl_families(which: str, applies: Callable[[Call], bool], doc: str) -> list[Family]:
+    base = f"optax.losses.{which}"
+    return [
+        Family(
+            base,
+            "kl_divergence",
+            _kl_optax(which, elementwise=False),
+            applies=lambda c: applies(c) and c.params.get("reduction") in ("sum", "batchmean"),
+            reductions={"sum": "+sum", "batchmean": "+sum/batch"},
+            doc=f"{doc}; one value per distribution (class axis), summed or divided by N",
+        ),
+        Family(
+            base + "(axis=())",
+            "kl_divergence",
+            _kl_optax(which, elementwise=True),
+            applies=lambda c: applies(c) and c.params.get("reduction") in ("none", "mean"),
+            reductions={"none": "", "mean": "+mean"},
+            doc=f"{doc}; axis=() sums over no axis: the element-wise terms (PyTorch's none/mean)",
+        ),
+    ]
+
+
 KL = [
-    Family(
-        "optax.losses.kl_divergence",
-        "kl_divergence",
-        _kl_optax("kl_divergence"),
-        applies=lambda c: not _log_target(c),
-        reductions=_KL_PER_DIST,
-        partial=True,
-        doc="one value per distribution: element-wise (none) and element mean (mean) have no recipe",
-    ),
-    Family(
-        "optax.losses.kl_divergence_with_log_targets",
-        "kl_divergence",
-        _kl_optax("kl_divergence_with_log_targets"),
-        applies=_log_target,
-        reductions=_KL_PER_DIST,
-        partial=True,
-        doc="log_target=True; one value per distribution",
-    ),
-    Family(
-        "optax.losses.generalized_kl_divergence",
-        "kl_divergence",
-        _kl_optax("generalized_kl_divergence"),
-        applies=lambda c: not _log_target(c),
-        reductions=_KL_PER_DIST,
-        partial=True,
-        doc="generalized KL (convex_kl_divergence is its deprecated alias): adds sum(exp(input) - target)",
-    ),
-    Family(
-        "jax.scipy.special.rel_entr(target,jnp.exp(input))",
-        "kl_divergence",
-        _kl_scipy("rel_entr"),
-        applies=lambda c: not _log_target(c),
-        reductions=_KL_ELEM,
-        doc="element-wise relative entropy t*log(t/q) with q = exp(input)",
+    *_kl_families("kl_divergence", lambda c: not _log_target(c), "probability targets"),
+    *_kl_families("kl_divergence_with_log_targets", _log_target, "log_target=True"),
+    *_kl_families(
+        "generalized_kl_divergence",
+        lambda c: not _log_target(c),
+        "generalized KL (convex_kl_divergence is its deprecated alias): KL + sum(exp(input) - target)",
     ),
 ]
 
@@ -857,7 +895,7 @@ def _token_ce(exp: bool):
             keep = None
             if "mask" in a:
                 keep = a["mask"]
-            if where:
+            if "ignore_index" in a:  # set only when the case sets ignore_index
                 k = t != a["ignore_index"]
                 keep = k if keep is None else keep & k
             if keep is None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from xentcheck.dtypes import ulp
+from xentcheck.dtypes import numpy_dtype, ulp
 from xentcheck.known import Finding, Known
+from xentcheck.reference import LOSSES, cotangent, evaluate
 
 # --------------------------------------------------------------------------- helpers
 
@@ -20,6 +21,12 @@ _GATHER_APIS = (
     "optax.losses.softmax_cross_entropy_with_integer_labels*",
     "jnp.exp(optax.losses.softmax_cross_entropy_with_integer_labels*",
     "-jnp.take_along_axis*",
+)
+
+#: APIs whose value is optax's ``logsumexp(z) - z[target]``
+_LSE_APIS = (
+    "optax.losses.softmax_cross_entropy_with_integer_labels*",
+    "jnp.exp(optax.losses.softmax_cross_entropy_with_integer_labels*",
 )
 
 _FIRST = {
@@ -219,6 +226,218 @@ def _neg_inf_zero_label(f: Finding) -> bool:
     return bool(np.all(~new_nan | mask))
 
 
+# --------------------------------------------------------------------------- focal, KL
+
+
+def _tolerance(f: Finding, scale) -> np.ndarray:
+    """A few ULPs of ``scale`` in the dtype under test (float64 arithmetic slack)."""
+    return 8.0 * ulp(np.abs(np.asarray(scale, dtype=np.float64)), f.dtype) + 1e-12
+
+
+def _lse_b_zero(f: Finding) -> bool:
+    """The wrong target gradient sits only where a target is exactly 0 or 1 (gamma > 0)."""
+    if f.quantity != "grad:target" or f.expected is None or f.actual is None:
+        return False
+    if float(f.params.get("gamma", 2.0)) == 0.0:
+        return False
+    y = np.asarray(f.inputs["target"], dtype=np.float64)
+    act = np.asarray(f.actual, dtype=np.float64)
+    exp = np.asarray(f.expected, dtype=np.float64)
+    if act.shape != y.shape or exp.shape != y.shape:
+        return False
+    off = ~(np.abs(act - exp) <= _tolerance(f, exp) + 1e-3 * np.abs(exp))
+    off &= ~(np.isnan(act) & np.isnan(exp))
+    return bool(off.any()) and bool(np.all(~off | (y == 0) | (y == 1)))
+
+
+def _kl_zero_target_grad_nan(f: Finding) -> bool:
+    """NaN target gradient only where the target probability is exactly 0."""
+    if f.quantity != "grad:target" or f.expected is None or f.actual is None:
+        return False
+    if f.params.get("log_target"):
+        return False
+    y = np.asarray(f.inputs["target"], dtype=np.float64)
+    act = np.asarray(f.actual, dtype=np.float64)
+    exp = np.asarray(f.expected, dtype=np.float64)
+    if act.shape != y.shape:
+        return False
+    if f.api.startswith("optax.losses.generalized_kl_divergence"):
+        exp = exp - _kl_scale(f, y.shape)  # its extra term's d/d(target)
+    new_nan = np.isnan(act) & ~np.isnan(exp)
+    rest = ~new_nan & ~(np.isnan(act) & np.isnan(exp))
+    close = np.abs(act - exp) <= _tolerance(f, exp) + 1e-2 * np.abs(exp)
+    close |= act == exp  # matching infinities
+    return bool(new_nan.any()) and bool(np.all(~new_nan | (y == 0))) and bool(np.all(close[rest]))
+
+
+def _kl_scale(f: Finding, shape: tuple[int, ...]):
+    """The cotangent each element's term is weighted by in the reduced value."""
+    reduction = f.params.get("reduction")
+    if reduction == "none":
+        return cotangent(shape)
+    if reduction == "mean":
+        return 1.0 / max(int(np.prod(shape)), 1)
+    if reduction == "batchmean":
+        return 1.0 / (shape[0] if shape else 1)
+    return 1.0
+
+
+def _generalized_kl_extra(f: Finding) -> bool:
+    """The difference is exactly the generalized-KL term ``exp(input) - target``."""
+    if f.expected is None or f.actual is None or f.params.get("log_target"):
+        return False
+    q = np.asarray(f.inputs["input"], dtype=np.float64)
+    y = np.asarray(f.inputs["target"], dtype=np.float64)
+    c = _kl_scale(f, q.shape)
+    with np.errstate(all="ignore"):
+        if f.quantity == "value":
+            extra = np.exp(q) - y
+            if f.params.get("reduction") != "none":
+                extra = np.sum(extra) * c
+        elif f.quantity == "grad:input":
+            extra = np.exp(q) * c
+        elif f.quantity == "grad:target":
+            extra = -np.ones_like(y) * c
+        else:
+            return False
+        act = np.asarray(f.actual, dtype=np.float64)
+        want = np.asarray(f.expected, dtype=np.float64) + extra
+        if act.shape != want.shape:
+            return False
+        finite = np.isfinite(want) & np.isfinite(act)
+        same = (act == want) | (np.isnan(act) & np.isnan(want))
+        size = np.abs(want) + np.abs(extra) + np.abs(np.asarray(f.expected, dtype=np.float64))
+        close = np.abs(act - want) <= _tolerance(f, size) * 4
+    return bool(np.all(same | (finite & close)))
+
+
+def _kl_zero_times_inf(f: Finding) -> bool:
+    """NaN only from ``0 * inf`` terms: target 0 at input -inf, or log target -inf."""
+    if f.expected is None or f.actual is None:
+        return False
+    q = np.asarray(f.inputs["input"], dtype=np.float64)
+    t = np.asarray(f.inputs["target"], dtype=np.float64)
+    at = (t == -np.inf) if f.params.get("log_target") else (t == 0) & (q == -np.inf)
+    if not at.any():
+        return False
+    act = np.asarray(f.actual, dtype=np.float64)
+    new_nan = np.isnan(act) & ~np.isnan(np.asarray(f.expected, dtype=np.float64))
+    if not new_nan.any():
+        return False
+    if act.shape == at.shape:
+        return bool(np.all(~new_nan | at))
+    return bool(np.all(new_nan))  # a reduced value
+
+
+# --------------------------------------------------------------------------- element-wise NaNs
+
+
+def _new_nan_only_at(f: Finding, where: np.ndarray) -> bool:
+    """NaN where the reference is not NaN, and only at positions ``where`` (same shape)."""
+    if f.expected is None or f.actual is None:
+        return False
+    act = np.asarray(f.actual, dtype=np.float64)
+    exp = np.asarray(f.expected, dtype=np.float64)
+    if act.shape != where.shape or exp.shape != act.shape:
+        return False
+    new_nan = np.isnan(act) & ~np.isnan(exp)
+    return bool(new_nan.any()) and bool(np.all(~new_nan | where))
+
+
+def _xlogy_zero_zero(f: Finding) -> bool:
+    """NaN gradients only where xlogy(0, 0) or xlog1py(0, -1) is differentiated."""
+    if not f.quantity.startswith("grad:"):
+        return False
+    p = np.asarray(f.inputs["probs"], dtype=np.float64)
+    y = np.asarray(f.inputs["target"], dtype=np.float64)
+    if y.shape != p.shape:
+        return False
+    at = (y == 0) & (p == 0)
+    if f.loss == "binary_cross_entropy":
+        at |= (y == 1) & (p == 1)
+    return _new_nan_only_at(f, at)
+
+
+def _log_zero_gather(f: Finding) -> bool:
+    """NaN probability gradients only at zero probabilities off the target class."""
+    if f.quantity != "grad:probs" or not _integer_target(f):
+        return False
+    p = np.asarray(f.inputs["probs"], dtype=np.float64)
+    t = _labels(f)
+    rows = _rows(f)
+    off = np.ones(rows.shape, dtype=bool)
+    ok = (t >= 0) & (t < rows.shape[1])
+    off[np.arange(rows.shape[0])[ok], t[ok]] = False
+    at_rows = (rows == 0) & off
+    if p.ndim == 1:
+        at = at_rows.reshape(p.shape)
+    else:
+        moved = (p.shape[0], *p.shape[2:], p.shape[1])
+        at = np.moveaxis(at_rows.reshape(moved), -1, 1)
+    return _new_nan_only_at(f, at)
+
+
+def _infinite_logit_nan(f: Finding) -> bool:
+    """NaN only at elements whose logit is +-inf (``0 * inf`` in the BCE formula)."""
+    x = np.asarray(f.inputs["logits"], dtype=np.float64)
+    if f.actual is None or f.expected is None:
+        return False
+    if np.shape(f.actual) == x.shape:
+        return _new_nan_only_at(f, np.isinf(x))
+    act = np.asarray(f.actual, dtype=np.float64)
+    exp = np.asarray(f.expected, dtype=np.float64)
+    return bool(np.isinf(x).any()) and bool(np.all(np.isnan(act) & ~np.isnan(exp)))
+
+
+def _invalid_probability_nan(f: Finding) -> bool:
+    """The reference rejected probabilities outside [0, 1]; JAX computed NaN there."""
+    if f.expected is not None or f.actual is None:
+        return False
+    p = np.asarray(f.inputs.get("probs"), dtype=np.float64)
+    bad = (p < 0) | (p > 1)
+    return bool(bad.any()) and _has_nan(f.actual)
+
+
+# --------------------------------------------------------------------------- subnormals
+
+
+def _flush_to_zero(f: Finding) -> bool:
+    """The reference on the inputs with subnormals flushed to zero matches the output.
+
+    XLA's CPU runtime treats subnormal inputs and results as zero (denormals-are-zero /
+    flush-to-zero) in float64, float32 and bfloat16 (float16 is computed in float32,
+    where its subnormals are normal numbers).
+    """
+    if f.device != "cpu" or f.dtype not in ("float64", "float32", "bfloat16"):
+        return False
+    if f.expected is None or f.actual is None:
+        return False
+    tiny = float(np.finfo(np.float32 if f.dtype == "bfloat16" else numpy_dtype(f.dtype)).tiny)
+    spec = LOSSES[f.loss]
+    flushed, any_sub = {}, False
+    for name, a in f.inputs.items():
+        a = np.asarray(a)
+        if spec.input(name).kind in ("labels", "mask") or a.dtype.kind != "f":
+            flushed[name] = a
+            continue
+        sub = (a != 0) & (np.abs(a) < tiny)
+        any_sub |= bool(sub.any())
+        flushed[name] = np.where(sub, np.copysign(0.0, a), a)
+    if not any_sub:
+        return False
+    try:
+        golden = evaluate(f.loss, flushed, {k: v for k, v in f.params.items() if k in spec.params})
+    except ValueError:
+        return False
+    want = golden.value if f.quantity == "value" else golden.grads.get(f.quantity[5:])
+    if want is None:
+        return False
+    from xentcheck.harness.compare import DEFAULT_TOLERANCE, compare  # harness-side import
+
+    rtol, atol = DEFAULT_TOLERANCE[f.dtype]
+    return compare(np.asarray(want), np.asarray(f.actual), f.dtype, rtol, atol).status == "pass"
+
+
 # --------------------------------------------------------------------------- the entries
 
 ENTRIES: list[Known] = [
@@ -259,19 +478,29 @@ ENTRIES: list[Known] = [
         statuses=("error",),
     ),
     Known(
-        id="optax-integer-labels-unshifted-log-normalizer",
+        id="optax-integer-labels-low-precision-log-normalizer",
         framework="jax",
-        apis=(
-            "optax.losses.softmax_cross_entropy_with_integer_labels*",
-            "jnp.exp(optax.losses.softmax_cross_entropy_with_integer_labels*",
-        ),
+        apis=_LSE_APIS,
         explanation=(
-            "softmax_cross_entropy_with_integer_labels returns logsumexp(z) - z[target] "
-            "without shifting by the row maximum, in the logits' dtype: the loss is only "
-            "accurate to the rounding of max|z| (0 for equal logits of 1e30, coarse in bfloat16)."
+            "softmax_cross_entropy_with_integer_labels returns logsumexp(z) - z[target] in "
+            "the logits' dtype: in float16/bfloat16 the log-normaliser is rounded at the "
+            "scale of max|z| before the subtraction, so the loss is quantised to that ULP."
         ),
         link="https://github.com/google-deepmind/optax/issues/1020",
-        when=_lse_cancellation,
+        when=lambda f: f.dtype in ("float16", "bfloat16") and _lse_cancellation(f),
+        statuses=("mismatch",),
+    ),
+    Known(
+        id="optax-integer-labels-unshifted-log-normalizer",
+        framework="jax",
+        apis=_LSE_APIS,
+        explanation=(
+            "softmax_cross_entropy_with_integer_labels subtracts z[target] from "
+            "logsumexp(z) without first shifting the logits by their maximum, so a large "
+            "common offset cancels the loss (equal logits of 1e30 give 0, not log C)."
+        ),
+        link="https://github.com/google-deepmind/optax/pull/1792",
+        when=lambda f: f.dtype in ("float64", "float32") and _lse_cancellation(f),
         statuses=("mismatch",),
     ),
     Known(
@@ -283,9 +512,6 @@ ENTRIES: list[Known] = [
             "jnp.exp(optax.losses.softmax_cross_entropy_with_integer_labels*",
             "jax.nn.softmax",
             "jax.nn.log_softmax",
-            "jax.nn.logsumexp",
-            "jax.scipy.special.softmax",
-            "jax.scipy.special.log_softmax",
         ),
         explanation=(
             "JAX's softmax family is documented to give NaN for a slice holding +inf "
@@ -307,5 +533,123 @@ ENTRIES: list[Known] = [
         link="https://github.com/google-deepmind/optax/issues/896",
         when=_neg_inf_zero_label,
         statuses=("nonfinite", "mismatch"),
+    ),
+    Known(
+        id="jax-logsumexp-b-zero-jacobian",
+        framework="jax",
+        apis=("optax.losses.sigmoid_focal_loss*",),
+        explanation=(
+            "optax's focal weight is logsumexp(..., b=[1 - y, y]); JAX's logsumexp drops "
+            "the derivative in b where b == 0, so d(loss)/d(target) is wrong at targets "
+            "exactly 0 or 1."
+        ),
+        link="https://github.com/jax-ml/jax/issues/22398",
+        when=_lse_b_zero,
+        statuses=("mismatch", "nonfinite"),
+    ),
+    Known(
+        id="optax-kl-zero-target-nan-grad",
+        framework="jax",
+        apis=("optax.losses.kl_divergence*", "optax.losses.generalized_kl_divergence*"),
+        explanation=(
+            "optax guards log(target) with jnp.where(target == 0, 0, log(target)), but the "
+            "untaken branch is still differentiated: d/d(target) is NaN where target == 0."
+        ),
+        link="https://github.com/google-deepmind/optax/pull/1786",
+        when=_kl_zero_target_grad_nan,
+        statuses=("nonfinite", "mismatch"),
+    ),
+    Known(
+        id="optax-kl-zero-times-inf-nan",
+        framework="jax",
+        apis=(
+            "optax.losses.kl_divergence*",
+            "optax.losses.kl_divergence_with_log_targets*",
+            "optax.losses.generalized_kl_divergence*",
+        ),
+        explanation=(
+            "optax forms target * (log target - input) and exp(log_target) * (...) "
+            "without masking: a zero target at input = -inf, or a log target of -inf, "
+            "gives 0 * inf = NaN where the term is 0."
+        ),
+        link="https://github.com/google-deepmind/optax/pull/1786",
+        when=_kl_zero_times_inf,
+        statuses=("nonfinite", "mismatch"),
+    ),
+    Known(
+        id="jax-no-runtime-value-checks",
+        framework="jax",
+        apis=("-(jax.scipy.special.xlogy+xlog1py)*", "-jnp.sum(jax.scipy.special.xlogy*"),
+        explanation=(
+            "XLA has no runtime error mechanism, so a probability outside [0, 1] is not "
+            "rejected: log of a negative number gives NaN instead of an error."
+        ),
+        link="https://github.com/google-deepmind/optax/issues/1185",
+        when=_invalid_probability_nan,
+        statuses=("error",),
+    ),
+    Known(
+        id="jax-xlogy-custom-jvp-nan",
+        framework="jax",
+        apis=("-(jax.scipy.special.xlogy+xlog1py)*", "-jnp.sum(jax.scipy.special.xlogy*"),
+        explanation=(
+            "jax.scipy.special.xlogy / xlog1py return 0 at (0, 0) / (0, -1), but their "
+            "custom JVP forms x / y there: the gradient is 0/0 = NaN at a zero target on a "
+            "zero probability (or a one target on a one probability)."
+        ),
+        link="https://github.com/jax-ml/jax/issues/15709",
+        when=_xlogy_zero_zero,
+        statuses=("nonfinite", "mismatch"),
+    ),
+    Known(
+        id="jax-nan-gradient-of-unused-log-zero",
+        framework="jax",
+        apis=("-jnp.take_along_axis(jnp.log(probs))*",),
+        explanation=(
+            "log(probs) is taken over every class before the target is gathered; reverse "
+            "mode multiplies the zero cotangent of an unused class by d log(p)/dp = 1/0, "
+            "so a zero probability off the target gets a NaN gradient (0 * inf)."
+        ),
+        link="https://docs.jax.dev/en/latest/faq.html#gradients-contain-nan-where-using-where",
+        when=_log_zero_gather,
+        statuses=("nonfinite", "mismatch"),
+    ),
+    Known(
+        id="optax-sigmoid-bce-infinite-logits",
+        framework="jax",
+        apis=("optax.losses.sigmoid_binary_cross_entropy*", "optax.losses.sigmoid_focal_loss*"),
+        explanation=(
+            "optax computes -y * log_sigmoid(x) - (1 - y) * log_sigmoid(-x): an infinite "
+            "logit gives 0 * inf = NaN for a matching hard label, where the loss is 0."
+        ),
+        link="https://github.com/google-deepmind/optax/pull/431",
+        when=_infinite_logit_nan,
+        statuses=("nonfinite", "mismatch"),
+    ),
+    Known(
+        id="xla-cpu-flushes-subnormals",
+        framework="jax",
+        apis=("*",),
+        explanation=(
+            "XLA's CPU backend runs with denormals-are-zero / flush-to-zero: subnormal "
+            "inputs act as 0 in float64, float32 and bfloat16 (e.g. log of a subnormal "
+            "probability is -inf); the output equals the reference on flushed inputs."
+        ),
+        link="https://github.com/jax-ml/jax/issues/16200",
+        when=_flush_to_zero,
+        statuses=("nonfinite", "mismatch"),
+    ),
+    Known(
+        id="optax-generalized-kl-extra-term",
+        framework="jax",
+        apis=("optax.losses.generalized_kl_divergence*",),
+        explanation=(
+            "generalized_kl_divergence (convex_kl_divergence) is the Bregman divergence "
+            "KL + sum(exp(log_predictions) - targets): equal to KL only for normalised "
+            "distributions, and its gradients always carry the extra term."
+        ),
+        link="https://github.com/google-deepmind/optax/blob/main/optax/losses/_classification.py",
+        when=_generalized_kl_extra,
+        statuses=("mismatch", "nonfinite"),
     ),
 ]

@@ -323,6 +323,18 @@ def _weight(weight, classes: int) -> np.ndarray | None:
     return w
 
 
+def _upscale(w: np.ndarray) -> int:
+    """``k <= 0`` such that ``w * 2**-k`` has its largest magnitude in ``[1, 2)`` when it
+    is below 1 (else 0).
+
+    Every loss is linear in its weights: computing with weights scaled up by a power of
+    two (exactly) and scaling the results back at the end keeps tiny weights from losing
+    their digits to underflow in products and in a weighted mean's denominator.
+    """
+    big = float(np.max(np.abs(w), initial=0.0))
+    return int(np.frexp(big)[1]) - 1 if 0.0 < big < 1.0 else 0
+
+
 def _times(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a * b`` with ``0 * inf = 0`` (a zero weight or probability removes the term)."""
     return np.where(a == 0, 0.0, a * b)
@@ -403,7 +415,8 @@ def softmax_cross_entropy(
     :math:`\sum_i \ell_i`; ``mean`` for class indices
     :math:`\sum_i \ell_i / \sum_{i\ \mathrm{kept}} w_{t_i}` (PyTorch's weighted mean) and
     for probability targets :math:`\sum_i \ell_i / (N d_1 \cdots)` (weights do not enter
-    the denominator). A mean over nothing is ``0/0 = NaN``, no exception.
+    the denominator). A zero denominator follows IEEE, no exception: a mean over nothing
+    is ``0/0 = NaN``, a positive sum over zero total weight ``+inf``.
 
     Gradients: :math:`\partial \ell_i / \partial z_{ik} = W_i p_{ik} - w_k y'_{ik}` with
     :math:`W_i = \sum_c w_c y'_{ic}`; for a probability target also
@@ -456,6 +469,10 @@ def softmax_cross_entropy(
     out_shape = _label_shape(z)
     n_rows = zr.shape[0]
     kept = np.ones(n_rows, dtype=bool)
+    w_exp = 0  # the weights in use are scaled by 2**-w_exp (see _upscale)
+    if soft or eps:
+        w_exp = 0 if w is None else _upscale(w)
+        w = None if w is None else np.ldexp(w, -w_exp)
     if soft:
         y = _to_rows(_float(target, "target"))
         denominator = float(n_rows)
@@ -467,6 +484,9 @@ def softmax_cross_entropy(
         t = np.where(kept, t_all, 0)
         wt = np.ones(n_rows) if w is None or classes == 0 else w[t]
         wt = np.where(kept, wt, 0.0)
+        if not eps:  # only the targets' weights enter
+            w_exp = _upscale(wt)
+            wt = np.ldexp(wt, -w_exp)
         denominator = exact_sum(wt)
 
     per = np.zeros(n_rows)
@@ -512,6 +532,9 @@ def softmax_cross_entropy(
     grads = {"logits": _from_rows(g, z.shape)}
     if soft:
         grads["target"] = _from_rows(gy, z.shape)
+    if w_exp and (soft or reduction != "mean"):  # undo the scaling of the weights
+        value = np.asarray(np.ldexp(value, w_exp))
+        grads = {k: np.ldexp(v, w_exp) for k, v in grads.items()}
     return value, grads
 
 
@@ -585,7 +608,9 @@ def categorical_cross_entropy(probs, target, *, reduction: str = "mean"):
     return value, grads
 
 
-def nll(log_probs, target, weight=None, *, ignore_index: int | None = None, reduction="mean"):
+def nll(
+    log_probs, target, weight=None, *, ignore_index: int | None = None, reduction: str = "mean"
+):
     r"""Negative log-likelihood of class indices under given log-probabilities.
 
     With ``log_probs`` :math:`x` of shape ``[N, C, d1, ...]`` (class axis 1; ``[C]`` is one
@@ -644,6 +669,8 @@ def nll(log_probs, target, weight=None, *, ignore_index: int | None = None, redu
     with np.errstate(all="ignore"):
         wt = np.ones(n_rows) if w is None else w[t] if classes else np.zeros(n_rows)
         wt = np.where(kept, wt, 0.0)
+        w_exp = _upscale(wt)
+        wt = np.ldexp(wt, -w_exp)
         denominator = exact_sum(wt)
         xt = xr[ar, t] if classes else np.zeros(n_rows)
         per = np.where(kept, -_times(wt, xt), 0.0)
@@ -653,6 +680,10 @@ def nll(log_probs, target, weight=None, *, ignore_index: int | None = None, redu
         f = np.where(kept, -_scale(wt, reduction, cot, denominator), 0.0)
         if classes:
             g[ar, t] = f
+    if w_exp and reduction != "mean":  # undo the scaling of the weights
+        return np.asarray(np.ldexp(value, w_exp)), {
+            "log_probs": _from_rows(np.ldexp(g, w_exp), x.shape)
+        }
     return value, {"log_probs": _from_rows(g, x.shape)}
 
 

@@ -101,8 +101,9 @@ def token_cross_entropy(logits, target, mask=None, *, ignore_index: int | None =
 
     The per-token losses are double-doubles and their mean is kept as one too (that is what
     :func:`perplexity` exponentiates). Non-finite logits behave as in
-    :func:`xentcheck.reference.softmax.softmax_cross_entropy`: a kept token whose logit is
-    ``-inf`` gives ``+inf``, a NaN in a kept row gives NaN.
+    :func:`xentcheck.reference.softmax.softmax_cross_entropy`: a kept token whose target
+    logit is ``-inf`` gives ``+inf``, a NaN in a kept row gives NaN (a masked-out row is
+    never looked at).
 
     Args:
       logits: ``[B, T, V]``.
@@ -141,7 +142,10 @@ def perplexity(logits, target, mask=None, *, ignore_index: int | None = None):
     the perplexity for a mean near 10) does not reach the result. The gradient entries
     are :math:`\exp(x + \log p_c) / |K|` (with the target's entry minus the sum of the
     others), so they stay finite and accurate where :math:`\mathrm{PPL}` overflows or
-    :math:`p_c` underflows but their product does neither.
+    :math:`p_c` underflows but their product does neither. Their exponent
+    :math:`x + \log p_c` is a double-double difference, exact to about
+    :math:`|x| \cdot 2^{-104}`: a few ULP more only where token losses reach
+    :math:`10^{15}` and beyond (logits of that size).
     NaN when nothing is kept; ``+inf`` when a kept token has probability 0 (its gradient
     is then IEEE ``inf * (p - onehot(t))``).
 
