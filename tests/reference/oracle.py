@@ -47,11 +47,15 @@ def ulp_distance(actual: float, exact, scale=None) -> float:
     return float(abs(mpf(actual) - exact) / mpf(u))
 
 
-def assert_ulp(actual: np.ndarray, exact: list, max_ulp: float = 4.0, scale: list | None = None, what: str = "") -> None:
+def assert_ulp(
+    actual: np.ndarray, exact: list, max_ulp: float = 4.0, scale: list | None = None, what: str = ""
+) -> None:
     """Assert every element of ``actual`` lies within ``max_ulp`` of its ``exact`` mpmath value."""
     flat = np.asarray(actual, dtype=np.float64).ravel()
     assert flat.size == len(exact), f"{what}: size {flat.size} != {len(exact)}"
     for k, (a, e) in enumerate(zip(flat, exact, strict=True)):
         s = None if scale is None else scale[k]
         d = ulp_distance(a, e, s)
-        assert d <= max_ulp, f"{what}[{k}]: got {a!r}, exact {mpmath.nstr(e, 25)}, {d:.2f} ULP > {max_ulp}"
+        assert d <= max_ulp, (
+            f"{what}[{k}]: got {a!r}, exact {mpmath.nstr(e, 25)}, {d:.2f} ULP > {max_ulp}"
+        )

@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                 "versions": fw.versions(),
                 "devices": devices_info,
                 "skipped": skipped,
-                "apis": [a.name for a in fw.apis],
+                "apis": list(dict.fromkeys(a.name for a in fw.apis)),
             }
         },
     )

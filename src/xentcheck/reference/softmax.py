@@ -23,7 +23,18 @@ How the numbers are made accurate (the goldens every framework is judged by):
   rounding. What remains is the rounding of ``exp`` (NumPy's, under 1 ULP) in each term.
 * In gradients, ``1 - p_a`` for the largest class ``a`` is ``R / S`` (never ``1 - p_a``),
   and ``W p_a - a_a`` is ``sum_{c != a} a_c - W R / S``, so nothing cancels that need not.
-* Reductions use correctly rounded sums (``math.fsum``); a mean divides once.
+* Reductions use correctly rounded sums (``math.fsum``); a mean divides once. Weights
+  below 1 are scaled up by a power of two (exactly) and the results scaled back, so tiny
+  weights lose no digits to underflow.
+* Rows are processed in blocks of about ``2**17`` elements, so a ``[8*128, 32000]`` input
+  stays within cache-sized temporaries.
+
+Accuracy, against mpmath (``tests/reference``): values within 4 ULP of the exact value
+(about 2.5 at worst over 10,000 drawn inputs per loss), gradients within 4 ULP of the
+exact value or, where they are a difference that may cancel, of its larger term (about
+3 at worst). Where a result lies near underflow (below about ``1e-300``) the error is
+absolute instead: a few multiples of ``2**-1074`` times the weights and cotangent that
+multiply it afterwards.
 
 Non-finite logits follow the limits of the math, documented per function: a row holding
 NaN gives NaN; a row with exactly one ``+inf`` is the limit of that logit going to
