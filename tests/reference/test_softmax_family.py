@@ -4,7 +4,8 @@ Accuracy targets (ULP of float64): values with ``reduction='none'`` within 4 ULP
 exact value; gradients within 4 ULP of the exact value, or of the larger term where the
 gradient is a difference that may cancel (``W p - w y'`` with soft or smoothed targets,
 the VJPs of softmax and log-softmax); sums and means within 4 ULP of the sum of the
-absolute terms.
+absolute terms. Near underflow the checks add an absolute allowance of a few multiples
+of 2**-1074 times the factors applied afterwards (``strategies.underflow_slack``).
 """
 
 from __future__ import annotations

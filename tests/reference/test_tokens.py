@@ -2,7 +2,9 @@
 
 Accuracy targets: the value and every gradient element within 4 ULP of the exact value
 (the mean token loss has only non-negative terms, so nothing cancels; the perplexity is
-judged against the exact ``exp`` of the exact mean).
+judged against the exact ``exp`` of the exact mean). Near underflow an absolute
+allowance of a few multiples of 2**-1074 applies; the perplexity's gradient also allows
+for its double-double exponent where token losses reach 1e15 and beyond.
 """
 
 from __future__ import annotations
