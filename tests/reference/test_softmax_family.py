@@ -630,3 +630,20 @@ def test_large_vocabulary_is_fast_and_consistent():
     assert np.allclose(g.sum(axis=1), 0.0, atol=1e-14)
     ex = exact_row(z[0])
     check("large vocab value[0]", value[:1], [ex.neg_log_p[t[0]]])
+
+
+def test_categorical_nan_off_target_does_not_enter_a_class_index_loss():
+    probs = np.array([[0.5, np.nan, 0.5]])
+    g = evaluate(
+        "categorical_cross_entropy",
+        {"probs": probs, "target": np.array([0])},
+        {"reduction": "none"},
+    )
+    assert g.value[0] == -np.log(0.5)
+    np.testing.assert_array_equal(g.grads["probs"], [[-2.0, 0.0, 0.0]])
+    soft = evaluate(
+        "categorical_cross_entropy",
+        {"probs": probs, "target": np.array([[1.0, 0.0, 0.0]])},
+        {"reduction": "none"},
+    )
+    assert np.isnan(soft.value[0])  # 0 * log(NaN) is NaN for a probability target

@@ -560,7 +560,8 @@ def categorical_cross_entropy(probs, target, *, reduction: str = "mean"):
 
     with :math:`y_i` the probability row of ``target`` (same shape as ``probs``), or
     :math:`\ell_i = -\log p_{i t_i}` for class indices ``[N, d1, ...]``. A term with
-    :math:`y_{ic} = 0` is 0 whatever :math:`p_{ic}` (``0 log 0 = 0``; NaN stays NaN), so
+    :math:`y_{ic} = 0` is 0 whatever :math:`p_{ic}` (``0 log 0 = 0``; a NaN probability
+    stays NaN for probability targets, and does not enter at all for class indices), so
     :math:`p_{ic} = 0` where :math:`y_{ic} > 0` gives :math:`+\infty`; a negative
     probability where :math:`y_{ic} \ne 0` gives NaN. Reduction ``mean`` divides by the number of positions
     :math:`N d_1 \cdots`.
@@ -604,7 +605,9 @@ def categorical_cross_entropy(probs, target, *, reduction: str = "mean"):
             _check_labels(t, np.ones(t.shape, dtype=bool), classes)
             y = np.zeros(pr.shape)
             y[np.arange(n_rows), t] = 1.0
-        absent = (y == 0) & ~np.isnan(pr)  # 0 log p = 0, whatever p (NaN stays NaN)
+        # 0 log p = 0 whatever p; with probability targets a NaN p stays NaN (IEEE 0 * NaN),
+        # with class indices only p[target] enters the loss, so NaN elsewhere does not.
+        absent = (y == 0) & (~np.isnan(pr) if soft else True)
         s_hi, s_lo = _sum_dd(np.where(absent, 0.0, y * neg_log))
         per = s_hi + s_lo
         gp = np.where(absent, 0.0, np.where(pr < 0, np.nan, -y / pr))
