@@ -142,4 +142,4 @@ def test_report_escapes_case_text_and_summarises(run):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     counts = Counter(r["status"] for r in read_results(out)[1])
     assert f"— {sum(counts.values())} results" in page
-    assert "torch.nn.functional.binary_cross_entropy" in md.read_text()
+    assert "torch-bce-log-clamp" in md.read_text()
