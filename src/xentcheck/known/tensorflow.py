@@ -16,6 +16,7 @@ import re
 
 import numpy as np
 
+from xentcheck.harness.compare import DEFAULT_TOLERANCE
 from xentcheck.known import Finding, Known
 
 # --------------------------------------------------------------------------- helpers
@@ -24,12 +25,7 @@ from xentcheck.known import Finding, Known
 EPSILON = 1e-7
 
 #: (rtol, atol) per dtype, torch.testing's table (as the harness uses), loosened twice
-_TOL = {
-    "float64": (2e-7, 2e-7),
-    "float32": (2.6e-6, 2e-5),
-    "float16": (2e-3, 2e-5),
-    "bfloat16": (3.2e-2, 2e-5),
-}
+_TOL = {k: (2 * r, 2 * a) for k, (r, a) in DEFAULT_TOLERANCE.items()}
 
 _KERAS_OBJECT = re.compile(r"keras\.losses\.[A-Z]")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from xentcheck.harness.compare import DEFAULT_TOLERANCE
 from xentcheck.known import Finding, Known
 
 # --------------------------------------------------------------------------- helpers
@@ -26,12 +27,7 @@ LOG_CLAMP = -100.0
 BCE_GRAD_EPSILON = 1e-12
 
 #: (rtol, atol) per dtype: the harness's default table (torch.testing's)
-_TOL = {
-    "float64": (1e-7, 1e-7),
-    "float32": (1.3e-6, 1e-5),
-    "float16": (1e-3, 1e-5),
-    "bfloat16": (1.6e-2, 1e-5),
-}
+_TOL = DEFAULT_TOLERANCE
 
 _CE = ("torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss")
 _NLL = ("torch.nn.functional.nll_loss", "torch.nn.NLLLoss")

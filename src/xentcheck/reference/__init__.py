@@ -19,6 +19,7 @@ import numpy as np
 
 from xentcheck.reference import binary, kl, softmax, tokens
 from xentcheck.reference._cotangent import cotangent
+from xentcheck.reference._labels import as_labels
 
 __all__ = ["LOSSES", "Golden", "InputSpec", "LossSpec", "cotangent", "evaluate"]
 
@@ -217,7 +218,7 @@ def evaluate(
         if is_probability_target(spec, arrays):
             arrays["target"] = np.asarray(arrays["target"], dtype=np.float64)
         else:
-            arrays["target"] = _as_labels(arrays["target"], "target")
+            arrays["target"] = as_labels(arrays["target"], "target")
     kwargs = {**spec.params, **params}
     value, grads = spec.fn(**arrays, **kwargs)
     return Golden(
@@ -226,19 +227,9 @@ def evaluate(
     )
 
 
-def _as_labels(a: np.ndarray, name: str) -> np.ndarray:
-    a = np.asarray(a)
-    if a.dtype.kind == "f":
-        if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
-            raise ValueError(f"{name}: class indices must be integers")
-    elif a.dtype.kind not in "iub":
-        raise ValueError(f"{name}: class indices must be integers, got dtype {a.dtype}")
-    return a.astype(np.int64)
-
-
 def _as_array(a: Any, kind: str) -> np.ndarray:
     if kind == "labels":
-        return _as_labels(a, "target")
+        return as_labels(a, "target")
     if kind == "mask":
         return np.asarray(a) != 0
     if kind == "target":

@@ -54,6 +54,7 @@ import numpy as np
 
 from xentcheck.reference import _dd
 from xentcheck.reference._cotangent import cotangent
+from xentcheck.reference._labels import as_labels
 from xentcheck.reference._reduce import exact_sum, reduce
 
 __all__ = [
@@ -262,14 +263,7 @@ def _float(x, name: str) -> np.ndarray:
     return a.astype(np.float64)
 
 
-def _labels(x, name: str) -> np.ndarray:
-    a = np.asarray(x)
-    if a.dtype.kind == "f":
-        if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
-            raise ValueError(f"{name}: class indices must be integers")
-    elif a.dtype.kind not in "iub":
-        raise ValueError(f"{name}: class indices must be integers, got dtype {a.dtype}")
-    return a.astype(np.int64)
+_labels = as_labels
 
 
 def _classes(x: np.ndarray, name: str) -> int:
