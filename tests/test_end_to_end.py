@@ -143,3 +143,15 @@ def test_report_escapes_case_text_and_summarises(run):
     counts = Counter(r["status"] for r in read_results(out)[1])
     assert f"— {sum(counts.values())} results" in page
     assert "torch-bce-log-clamp" in md.read_text()
+
+
+def test_report_keeps_reference_rows_once_across_merged_files(run):
+    from xentcheck.report import load
+
+    _, out, _ = run
+    _, once = load([out])
+    _, twice = load([out, out])
+    n_ref = sum(r["framework"] == "reference" for r in once)
+    assert n_ref > 0
+    assert sum(r["framework"] == "reference" for r in twice) == n_ref
+    assert len(twice) == 2 * len(once) - n_ref
