@@ -26,7 +26,7 @@ import numpy as np
 from xentcheck.harness.cases import Case, discover, expand
 from xentcheck.harness.compare import compare, tolerance_for
 from xentcheck.harness.results import DISCREPANCIES, ResultWriter, read_results, run_header
-from xentcheck.harness.worker import base_row, golden_for, rounded_inputs
+from xentcheck.harness.worker import base_row, golden_for, no_comparison, rounded_inputs
 
 
 def cases_digest(paths: Iterable[str]) -> str:
@@ -48,26 +48,15 @@ def reference_rows(cases: list[Case]) -> list[dict[str, Any]]:
             inputs = rounded_inputs(inst, inst.inputs(), "float64")
             golden, err = golden_for(inst, inputs)
             base = base_row(inst, "reference", "xentcheck.reference.evaluate", "cpu", "float64")
-            empty = {
-                "max_abs_err": None,
-                "max_rel_err": None,
-                "max_ulp": None,
-                "expected": [],
-                "actual": [],
-            }
             if golden is None:
                 status = "pass" if case.expect_error else "mismatch"
-                rows.append(
-                    {**base, "quantity": "value", "status": status, **empty, "message": err}
-                )
+                rows.append({**base, "quantity": "value", **no_comparison(status, err)})
                 continue
             if case.expect_error:
                 msg = (
                     "the case expects the input to be rejected, but the reference computes a value"
                 )
-                rows.append(
-                    {**base, "quantity": "value", "status": "mismatch", **empty, "message": msg}
-                )
+                rows.append({**base, "quantity": "value", **no_comparison("mismatch", msg)})
             if case.expected is None:
                 continue
             rtol, atol = tolerance_for("float64", case.tolerance)
@@ -82,12 +71,7 @@ def reference_rows(cases: list[Case]) -> list[dict[str, Any]]:
                 row = {**base, "quantity": quantity, "rtol": rtol, "atol": atol}
                 if actual is None:
                     rows.append(
-                        {
-                            **row,
-                            "status": "mismatch",
-                            **empty,
-                            "message": f"the reference has no {quantity}",
-                        }
+                        {**row, **no_comparison("mismatch", f"the reference has no {quantity}")}
                     )
                     continue
                 c = compare(np.broadcast_to(expected, np.shape(actual)) if np.ndim(expected) == 0 else expected,
@@ -193,12 +177,9 @@ def crash_row(fw: str, r: WorkerResult, last_instance: str | None) -> dict[str, 
     code = r.returncode
     how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
     after = f" after {last_instance}" if last_instance else " before any result"
-    return {
-        "case": "*", "instance": "*", "loss": "*", "params": {}, "framework": fw, "api": "*",
-        "device": "*", "dtype": "*", "quantity": "*", "status": "crash",
-        "max_abs_err": None, "max_rel_err": None, "max_ulp": None, "expected": [], "actual": [],
-        "message": f"worker {how}{after}; last output: " + " | ".join(r.tail[-8:]),
-    }  # fmt: skip
+    unknown = {k: "*" for k in ("case", "instance", "loss", "api", "device", "dtype", "quantity")}
+    message = f"worker {how}{after}; last output: " + " | ".join(r.tail[-8:])
+    return {**unknown, "params": {}, "framework": fw, **no_comparison("crash", message)}
 
 
 def exit_status(rows: list[dict[str, Any]], fail_on: str) -> int:

@@ -93,7 +93,8 @@ def base_row(instance: Instance, fw: str, api: str, device: str, dtype: str) -> 
     }
 
 
-def _error_fields(status: str, message: str) -> Row:
+def no_comparison(status: str, message: str) -> Row:
+    """The result fields of a row with nothing to compare (raised, unsupported, crashed)."""
     return {
         "status": status, "max_abs_err": None, "max_rel_err": None, "max_ulp": None,
         "expected": [], "actual": [], "message": message,
@@ -134,11 +135,11 @@ def run_api(
         out: Output | None = api.run(call)
         exc_text = None
     except Unsupported as exc:
-        return [{**base, "quantity": "value", **_error_fields("unsupported", str(exc))}]
+        return [{**base, "quantity": "value", **no_comparison("unsupported", str(exc))}]
     except Exception as exc:  # a framework raising is a result, not a failure of the run
         reason = fw.unsupported_reason(exc)
         if reason:
-            return [{**base, "quantity": "value", **_error_fields("unsupported", reason)}]
+            return [{**base, "quantity": "value", **no_comparison("unsupported", reason)}]
         out, exc_text = None, _describe_exception(exc)
     elapsed = time.perf_counter() - t0
     base["elapsed_s"] = round(elapsed, 6)
@@ -158,7 +159,7 @@ def run_api(
             row = {
                 **base,
                 "quantity": "value",
-                **_error_fields("pass", f"raised as expected: {exc_text}"),
+                **no_comparison("pass", f"raised as expected: {exc_text}"),
             }
             return [row]
         value = np.asarray(out.value, dtype=np.float64)
@@ -166,14 +167,14 @@ def run_api(
         row = {
             **base,
             "quantity": "value",
-            **_error_fields("error", msg),
+            **no_comparison("error", msg),
             "actual": sample(value.ravel()[:4]),
         }
         row["out_dtype"] = out.out_dtype
         row["behaviour"] = _behaviour(value)
         return [finish(row, None, value)]
     if out is None:
-        row = {**base, "quantity": "value", **_error_fields("error", exc_text)}
+        row = {**base, "quantity": "value", **no_comparison("error", exc_text)}
         return [finish(row, golden.value, None)]
     rows = []
     rtol, atol = tolerance_for(dtype, instance.case.tolerance)
@@ -183,7 +184,7 @@ def run_api(
         row = {**base, "quantity": quantity, "out_dtype": out.out_dtype, "rtol": rtol, "atol": atol}
         if actual is None:
             why = out.note or f"{api.name} does not differentiate {quantity[5:]!r}"
-            row.update(_error_fields("unsupported", why))
+            row.update(no_comparison("unsupported", why))
             rows.append(row)
             continue
         out_dtype = out.out_dtype if out.out_dtype in FLOAT_DTYPES else dtype
