@@ -101,6 +101,9 @@ class Framework:
     unsupported_reason(exc): a reason string when a raised exception means the API lacks
                  a dtype or device (``"addmm" not implemented for 'Half'``), else None.
     setup():     called once in the worker before anything runs (e.g. enable x64 in JAX).
+    case_tags:   when set, the framework runs only instances of cases carrying one of these
+                 tags (a costly execution mode such as ``torch.compile`` runs a chosen
+                 subset of the suite); None runs every case.
     """
 
     name: str
@@ -110,6 +113,7 @@ class Framework:
     gpu_missing_reason: Callable[[], str | None] = lambda: None
     unsupported_reason: Callable[[BaseException], str | None] = lambda exc: None
     setup: Callable[[], None] = lambda: None
+    case_tags: frozenset[str] | None = None
 
     def apis_for(self, loss: str) -> list[Api]:
         return [a for a in self.apis if a.loss == loss]
