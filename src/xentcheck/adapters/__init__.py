@@ -21,7 +21,19 @@ FRAMEWORKS: dict[str, str] = {
 
 
 def load_framework(name: str) -> Framework:
-    """Import the adapter module of ``name`` and return its Framework."""
+    """Return the Framework of a registered ``name``, or of an ``"module:attribute"`` spec.
+
+    A spec names any importable module and the attribute holding a Framework (a user's
+    own kernel, say: ``my_package.losses:adapter``).
+    """
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        obj = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        if not isinstance(obj, Framework):
+            raise ValueError(f"{name}: {type(obj).__name__} is not a xentcheck Framework")
+        return obj
     try:
         module = FRAMEWORKS[name]
     except KeyError:
