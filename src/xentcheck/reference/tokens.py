@@ -3,16 +3,23 @@
 The vocabulary is the LAST axis here (``logits [B, T, V]``, the layout language models
 use), unlike the class axis 1 of :mod:`xentcheck.reference.softmax`, whose accurate
 max-shifted softmax rows these functions share.
+
+:func:`token_cross_entropy_chunked` computes the same value (bit for bit) at language-model
+scale, e.g. float32 logits ``[8192, 131072]`` (4 GiB): it never holds a float64 copy of
+the logits, only a block of rows at a time, and gives the gradient in the input's dtype
+or block by block to a callback.
 """
 
 from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
 
+from xentcheck.dtypes import FLOAT_DTYPES
 from xentcheck.reference._reduce import exact_sum
 from xentcheck.reference.softmax import (
     _blocks,
@@ -25,13 +32,18 @@ from xentcheck.reference.softmax import (
     _two_sum,
 )
 
-__all__ = ["perplexity", "token_cross_entropy"]
+__all__ = ["perplexity", "token_cross_entropy", "token_cross_entropy_chunked"]
 
 
-def _kept_rows(logits, target, mask, ignore_index):
+def _kept_rows(logits, target, mask, ignore_index, *, to_float64=True):
     """Validate; return the logits as rows ``[M, V]``, the labels ``[M]`` and the flat
-    positions of the kept tokens."""
-    z = _float(logits, "logits")
+    positions of the kept tokens.
+
+    With ``to_float64=False`` the rows keep the input's floating dtype (a view where the
+    input is contiguous): each block is converted to float64 when it is used, which gives
+    the same float64 numbers, since every float format converts to float64 exactly.
+    """
+    z = _float(logits, "logits") if to_float64 else _real_array(logits, "logits")
     if z.ndim == 0:
         raise ValueError("logits: needs a vocabulary axis, got a 0-d array")
     target = np.asarray(target)
@@ -53,18 +65,49 @@ def _kept_rows(logits, target, mask, ignore_index):
     return _rows_along(z, z.ndim - 1), t, np.flatnonzero(kept)
 
 
-def _mean_loss(zr, t, idx, grad=None):
+def _real_array(x, name: str) -> np.ndarray:
+    """``x`` as an array of its own real dtype (no copy): float, int, bool or an ml_dtypes
+    float such as bfloat16."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "fiub" and a.dtype.name not in FLOAT_DTYPES:
+        raise ValueError(f"{name}: expected a real array, got dtype {a.dtype}")
+    return a
+
+
+def _row_blocks(n_rows: int, n_cols: int, block_elements: int | None):
+    """Slices of consecutive rows: :func:`xentcheck.reference.softmax._blocks` by
+    default, else about ``block_elements`` elements each (at least one row).
+
+    The block size never changes a result: every row is computed on its own and the
+    per-row losses are summed once, all together, at the end.
+    """
+    if block_elements is None:
+        return _blocks(n_rows, n_cols)
+    step = max(1, block_elements // max(n_cols, 1))
+    return (slice(a, min(a + step, n_rows)) for a in range(0, n_rows, step))
+
+
+def _mean_loss(zr, t, idx, grad=None, *, sink=None, block_elements=None):
     """The mean of ``-log p_t`` over the kept rows ``idx``, as a double-double.
 
     With ``grad(rows, t) -> [m, V]``, also the gradient rows of the kept tokens (zeros
-    elsewhere, NaN in rows whose softmax is undefined), computed in the same pass.
+    elsewhere, NaN in rows whose softmax is undefined), computed in the same pass: into a
+    float64 array of ``zr``'s shape (returned), or, when ``sink(positions, rows)`` is
+    given, handed to it block by block (nothing returned). ``zr`` may hold any real
+    dtype; each block of rows is converted to float64 on its own.
     Returns ``(hi, lo, g)``; NaN when nothing is kept.
     """
     n = idx.size
     l_hi, l_lo = np.zeros(n), np.zeros(n)
-    g = np.zeros(zr.shape) if grad is not None else None
+    g = None
+    if grad is not None and sink is None:
+        g = np.zeros(zr.shape)
+
+        def sink(positions, gb):
+            g[positions] = gb
+
     with np.errstate(all="ignore"):
-        for b in _blocks(n, zr.shape[1]):
+        for b in _row_blocks(n, zr.shape[1], block_elements):
             rows = _rows(zr[idx[b]])
             tb = t[idx[b]]
             hi, l_lo[b] = rows.neg_log_p_at(tb)
@@ -72,17 +115,24 @@ def _mean_loss(zr, t, idx, grad=None):
             if grad is not None:
                 gb = grad(rows, tb)
                 gb[rows.bad] = np.nan
-                g[idx[b]] = gb
+                sink(idx[b], gb)
+            del rows
+    return (*_dd_mean(l_hi, l_lo, n), g)
+
+
+def _dd_mean(l_hi: np.ndarray, l_lo: np.ndarray, n: int) -> tuple[float, float]:
+    """The mean of the double-doubles ``l_hi + l_lo`` as a double-double ``(hi, lo)``,
+    from their exact sum (:func:`exact_sum`, whatever the order of the terms)."""
     if n == 0:
-        return math.nan, 0.0, g
+        return math.nan, 0.0
     parts = np.concatenate([l_hi, l_lo])
     total = exact_sum(parts)
     if not math.isfinite(total):
-        return total / n, 0.0, g
+        return total / n, 0.0
     total_lo = exact_sum(np.append(parts, -total))  # the exact remainder, rounded
     hi = total / n
     remainder = float(Fraction(total) - Fraction(hi) * n)  # exact: total - hi * n
-    return hi, (remainder + total_lo) / n, g
+    return hi, (remainder + total_lo) / n
 
 
 def token_cross_entropy(logits, target, mask=None, *, ignore_index: int | None = None):
@@ -181,3 +231,81 @@ def perplexity(logits, target, mask=None, *, ignore_index: int | None = None):
 
     _, _, g = _mean_loss(zr, t, idx, grad)
     return np.asarray(ppl, dtype=np.float64), {"logits": g.reshape(np.shape(logits))}
+
+
+#: Default elements per block of the chunked path: 4 Mi float64 elements (32 MiB) per
+#: temporary, about 0.3 GiB of temporaries in all with the gradient.
+CHUNK_ELEMENTS = 1 << 22
+
+
+def token_cross_entropy_chunked(
+    logits,
+    target,
+    mask=None,
+    *,
+    ignore_index: int | None = None,
+    grad_dtype=None,
+    on_grad: Callable[[np.ndarray, np.ndarray], None] | None = None,
+    block_elements: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    r""":func:`token_cross_entropy` at language-model scale, in bounded extra memory.
+
+    The same loss, the same float64 arithmetic per row and the same exact sum over the
+    tokens: the value is bit for bit that of :func:`token_cross_entropy`, and so is the
+    float64 gradient. What differs is memory. ``logits`` (float32, bfloat16, ... or an
+    ``np.memmap``) is never copied to float64 as a whole: blocks of about
+    ``block_elements`` elements (default :data:`xentcheck.reference.tokens.CHUNK_ELEMENTS`,
+    at least one row) are converted and computed one after the other, so the value needs
+    the input plus about ten float64 temporaries of one block.
+
+    The gradient, :math:`(p - \mathrm{onehot}(t)) / |K|` at kept tokens, is made block by
+    block too, and is given back in one or both of two ways:
+
+    * ``grad_dtype``: an array of ``logits``' shape in that dtype (e.g. ``logits.dtype``:
+      the input's size again; ``np.float64`` reproduces :func:`token_cross_entropy`'s
+      gradient exactly, at twice a float32 input's size). Each float64 entry is rounded
+      once to ``grad_dtype``.
+    * ``on_grad(positions, rows)``: called for each block with the flat token positions
+      (indices into ``logits.reshape(-1, V)``) and their float64 gradient rows
+      ``[len(positions), V]``, e.g. to compare with a framework's gradient chunk by chunk
+      without keeping either. Rows of tokens that are not kept are 0 and never passed.
+
+    Args:
+      logits: ``[..., V]``, any real dtype.
+      target, mask, ignore_index: as :func:`token_cross_entropy`.
+      grad_dtype: the dtype of the returned gradient, or None for no gradient array.
+      on_grad: an optional callback receiving the gradient block by block.
+      block_elements: elements per block (a tuning knob; results do not depend on it).
+
+    Returns:
+      ``(value, grad)``: a 0-d float64 value and the gradient array (None without
+      ``grad_dtype``).
+
+    Raises:
+      ValueError: as :func:`token_cross_entropy`.
+    """
+    zr, t, idx = _kept_rows(logits, target, mask, ignore_index, to_float64=False)
+    n = idx.size
+    shape = np.shape(logits)
+    g_out = None
+    if grad_dtype is not None:
+        g_out = np.zeros(zr.shape, dtype=grad_dtype)  # pages of unkept rows stay unmapped
+    want_grad = g_out is not None or on_grad is not None
+
+    def sink(positions: np.ndarray, gb: np.ndarray) -> None:
+        if g_out is not None:
+            g_out[positions] = gb
+        if on_grad is not None:
+            on_grad(positions, gb)
+
+    blocks = CHUNK_ELEMENTS if block_elements is None else block_elements
+    hi, lo, _ = _mean_loss(
+        zr,
+        t,
+        idx,
+        (lambda rows, tb: rows.sparse_grad(tb, np.ones(tb.shape)) / n) if want_grad else None,
+        sink=sink,
+        block_elements=blocks,
+    )
+    grad = None if g_out is None else g_out.reshape(shape)
+    return np.asarray(hi + lo, dtype=np.float64), grad
