@@ -1,0 +1,63 @@
+"""Documented differences of ONNX Runtime (see :mod:`xentcheck.known`).
+
+ONNX Runtime runs ``SoftmaxCrossEntropyLoss`` and ``NegativeLogLikelihoodLoss`` through
+the operators' ONNX function bodies (the class-index gather is a ``GatherElements``), so
+their label handling is that of ``GatherElements``, which the ONNX specification defines
+for negative indices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from xentcheck.harness.compare import DEFAULT_TOLERANCE
+from xentcheck.known import Finding, Known
+from xentcheck.reference import evaluate
+
+_CLASS_INDEX_APIS = (
+    "onnx.SoftmaxCrossEntropyLoss",
+    "onnx.NegativeLogLikelihoodLoss",
+    "onnx.NegativeLogLikelihoodLoss(Log(probs))",
+)
+
+_SCORES = ("logits", "log_probs", "probs")
+
+
+def _negative_label_wraps(f: Finding) -> bool:
+    """Every rejected label lies in ``[-C, 0)`` and the value ORT returned is the
+    reference's value with those labels read from the end of the class axis."""
+    if f.expected is not None or f.actual is None or f.quantity != "value":
+        return False
+    target = np.asarray(f.inputs["target"])
+    if target.dtype.kind not in "iu":
+        return False
+    scores = next(np.asarray(f.inputs[n]) for n in _SCORES if n in f.inputs)
+    classes = scores.shape[1] if scores.ndim >= 2 else scores.shape[0]
+    ignore = f.params.get("ignore_index")
+    kept = target != int(ignore) if ignore is not None else np.ones(target.shape, dtype=bool)
+    bad = target[kept & ((target < 0) | (target >= classes))]
+    if bad.size == 0 or not np.all((bad >= -classes) & (bad < 0)):
+        return False
+    wrapped = np.where(kept & (target < 0), target + classes, target)
+    params = {k: v for k, v in f.params.items() if v is not None}
+    model = evaluate(f.loss, {**f.inputs, "target": wrapped}, params).value
+    rtol, atol = DEFAULT_TOLERANCE[f.dtype]
+    actual = np.asarray(f.actual, dtype=np.float64).reshape(np.shape(model))
+    return bool(np.allclose(actual, model, rtol=rtol * 4, atol=atol, equal_nan=True))
+
+
+ENTRIES: list[Known] = [
+    Known(
+        id="onnx-negative-label-wraps",
+        framework="onnxruntime",
+        apis=_CLASS_INDEX_APIS,
+        explanation=(
+            "SoftmaxCrossEntropyLoss / NegativeLogLikelihoodLoss gather the target class with "
+            "GatherElements, whose indices may be negative (counted from the end of the "
+            "axis): label -1 silently means class C-1 instead of being rejected."
+        ),
+        link="https://onnx.ai/onnx/operators/onnx__GatherElements.html",
+        when=_negative_label_wraps,
+        statuses=("error",),
+    ),
+]
