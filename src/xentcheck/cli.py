@@ -1,4 +1,4 @@
-"""The ``xentcheck`` command: ``run``, ``report`` and ``cases`` (DESIGN.md, Command line).
+"""The ``xentcheck`` command: ``run``, ``report``, ``cases``, ``schema`` (DESIGN.md, Command line).
 
 Exit status: 0 all conform (or only known differences), 1 discrepancies found, 2 bad
 input (a broken case file, an unknown framework) with a one-line reason and no traceback.
@@ -7,6 +7,8 @@ input (a broken case file, an unknown framework) with a one-line reason and no t
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import sys
 from collections import Counter
 from pathlib import Path
@@ -33,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         "--framework",
         action="append",
         metavar="NAME",
-        help=f"one of {', '.join(FRAMEWORKS)} (repeatable; default all)",
+        help=f"one of {', '.join(FRAMEWORKS)} (repeatable; default: all installed)",
     )
     r.add_argument(
         "--cases",
@@ -54,11 +56,47 @@ def _parser() -> argparse.ArgumentParser:
         default="all",
         help="default all: CPU, and GPU where present",
     )
+    r.add_argument(
+        "--adapter",
+        action="append",
+        metavar="MODULE:ATTR",
+        help="also run a Framework defined outside xentcheck (repeatable)",
+    )
+    r.add_argument(
+        "--skip-tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="skip cases carrying TAG (repeatable; e.g. large-vocab)",
+    )
     r.add_argument("--out", required=True, metavar="FILE.jsonl")
-    r.add_argument("--jobs", type=int, default=1, help="frameworks run in parallel (default 1)")
+    r.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="worker processes in all: frameworks in parallel, and shards of a framework's "
+        "instances when N exceeds them (default: frameworks on half the CPUs)",
+    )
+    r.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="per-instance limit; a hung instance becomes a timeout row (default 300)",
+    )
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted run with the same options and --out",
+    )
+    r.add_argument(
+        "--golden-cache",
+        metavar="DIR",
+        help="keep reference goldens in DIR between runs (default: per run, then deleted)",
+    )
     r.add_argument("--fail-on", choices=["unexplained", "any", "never"], default="unexplained",
                    help="exit 1 on unexplained discrepancies (default), on any non-conformance including known ones, or never")  # fmt: skip
-    r.add_argument("--quiet", action="store_true", help="no progress lines")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or lines")
 
     rep = sub.add_parser("report", help="render results as HTML")
     rep.add_argument("results", nargs="+", metavar="FILE.jsonl")
@@ -77,13 +115,15 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("cases", help="validate and list cases")
     c.add_argument("--cases", action="append", metavar="PATH")
+
+    sub.add_parser("schema", help="print the JSON Schema of case files")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "report": cmd_report, "cases": cmd_cases}[args.command](args)
+        return COMMANDS[args.command](args)
     except (CaseError, UsageError) as exc:
         print(f"xentcheck: error: {exc}", file=sys.stderr)
         return 2
@@ -100,25 +140,64 @@ def _load(paths: list[str] | None):
     return paths, cases, [i for c in cases for i in expand(c)]
 
 
-def cmd_run(args) -> int:
-    from xentcheck.harness.runner import exit_status, run
+def _frameworks(args) -> list[str]:
+    """The frameworks to run: --framework names and --adapter specs (default: all installed)."""
+    from xentcheck.adapters import available_frameworks, entry_point_adapters
 
-    frameworks = args.framework or list(FRAMEWORKS)
-    for fw in frameworks:
-        if fw not in FRAMEWORKS:
-            raise UsageError(f"unknown framework {fw!r}; use one of: {', '.join(FRAMEWORKS)}")
-    if args.jobs < 1:
+    known = [*FRAMEWORKS, *entry_point_adapters()]
+    names = list(args.framework or [])
+    for fw in names:
+        if fw not in known and ":" not in fw:
+            raise UsageError(f"unknown framework {fw!r}; use one of: {', '.join(known)}")
+    for spec in args.adapter or []:
+        module, _, attr = spec.partition(":")
+        if not module or not attr:
+            raise UsageError(f"--adapter {spec}: write it as MODULE:ATTRIBUTE")
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise UsageError(f"--adapter {spec}: no module {module!r} on the Python path")
+        names.append(spec)
+    if not names:
+        names = available_frameworks()
+    return list(dict.fromkeys(names))
+
+
+def cmd_run(args) -> int:
+    from xentcheck.harness.runner import Interrupted, RunError, default_jobs, exit_status, run
+
+    frameworks = _frameworks(args)
+    jobs = args.jobs if args.jobs is not None else default_jobs(len(frameworks))
+    if jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
     paths, cases, instances = _load(args.cases)
+    skipped = set(args.skip_tag)
     if not args.quiet:
+        kept = [c for c in cases if not skipped.intersection(c.tags)]
+        n = sum(1 for i in instances if not skipped.intersection(i.case.tags))
         print(
-            f"xentcheck: {len(cases)} cases, {len(instances)} instances; frameworks: {', '.join(frameworks)}",
+            f"xentcheck: {len(kept)} cases, {n} instances; frameworks: {', '.join(frameworks)};"
+            f" {jobs} worker(s)",
             file=sys.stderr,
         )
     out = Path(args.out)
-    rows = run(
-        frameworks, paths, cases, args.dtype, args.device, out, jobs=args.jobs, quiet=args.quiet
-    )
+    try:
+        rows = run(frameworks, paths, cases, args.dtype, args.device, out, jobs=jobs,
+                   quiet=args.quiet, timeout=args.timeout, resume=args.resume,
+                   skip_tags=args.skip_tag,
+                   golden_cache=Path(args.golden_cache) if args.golden_cache else None)  # fmt: skip
+    except RunError as exc:
+        raise UsageError(str(exc)) from None
+    except Interrupted as exc:
+        print(
+            f"xentcheck: {exc}; the same command with --resume finishes the run",
+            file=sys.stderr,
+        )
+        return 130
     counts = Counter(r["status"] for r in rows)
     summary = ", ".join(f"{k} {counts[k]}" for k in sorted(counts))
     print(f"xentcheck: {len(rows)} results in {out}: {summary}", file=sys.stderr)
@@ -154,6 +233,16 @@ def cmd_cases(args) -> int:
         + ", ".join(f"{k} {v}" for k, v in sorted(by_loss.items()))
     )
     return 0
+
+
+def cmd_schema(args) -> int:
+    from xentcheck.harness.schema import case_schema
+
+    print(json.dumps(case_schema(), indent=2))
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "cases": cmd_cases, "schema": cmd_schema}
 
 
 if __name__ == "__main__":

@@ -1,23 +1,22 @@
-"""Runner helpers: crash rows and exit statuses."""
+"""Runner helpers: fault rows, exit statuses, sharding, the part-file reader."""
 
-from pathlib import Path
+import json
 
+from xentcheck.harness.plan import interleave, shard_counts
 from xentcheck.harness.results import REQUIRED_KEYS
-from xentcheck.harness.runner import WorkerResult, crash_row, exit_status
+from xentcheck.harness.runner import exit_status
+from xentcheck.harness.supervisor import describe_exit, fault_row, read_parts
 
 
-def test_crash_row_names_the_signal_the_last_instance_and_output():
-    r = crash_row(
-        "torch", WorkerResult("torch", Path("p"), -11, ["one", "two"]), "c/x[reduction=sum]"
-    )
+def test_fault_row_without_an_instance_has_every_required_key():
+    r = fault_row("torch", None, None, "crash", "worker exit status 3 before running any instance")
     assert set(REQUIRED_KEYS) <= set(r)
-    assert r["status"] == "crash" and r["framework"] == "torch"
-    assert (
-        r["message"]
-        == "worker killed by signal 11 after c/x[reduction=sum]; last output: one | two"
-    )
-    r = crash_row("jax", WorkerResult("jax", Path("p"), 3, []), None)
-    assert r["message"].startswith("worker exit status 3 before any result")
+    assert r["status"] == "crash" and r["framework"] == "torch" and r["instance"] == "*"
+
+
+def test_describe_exit_names_the_signal():
+    assert describe_exit(-11) == "killed by signal 11 (SIGSEGV)"
+    assert describe_exit(7) == "exit status 7"
 
 
 def test_exit_status_follows_fail_on():
@@ -29,3 +28,27 @@ def test_exit_status_follows_fail_on():
     assert exit_status(bad, "never") == 0
     wrong_reference = [{"framework": "reference", "status": "mismatch"}]
     assert exit_status(wrong_reference, "never") == 1
+
+
+def test_jobs_beyond_frameworks_become_interleaved_shards():
+    assert shard_counts(3, 2) == [1, 1, 1]
+    assert shard_counts(2, 5) == [3, 2]
+    shards = interleave(list(range(7)), 3)
+    assert shards == [[0, 3, 6], [1, 4], [2, 5]]
+    assert interleave([4], 3) == [[4]]
+
+
+def test_read_parts_keeps_closed_instances_and_drops_a_torn_tail(tmp_path):
+    lines = [
+        {"kind": "run", "framework": "torch", "frameworks": {"torch": {}}},
+        {"instance": "a", "status": "pass"},
+        {"kind": "done", "framework": "torch", "index": 0, "stats": {"api_s": 1.5}},
+        {"instance": "b", "status": "pass"},  # written, but its instance never finished
+    ]
+    text = "".join(json.dumps(x) + "\n" for x in lines) + '{"instance": "b", "sta'
+    (tmp_path / "torch.1.jsonl").write_text(text)
+    parts = read_parts(tmp_path)
+    assert list(parts.blocks) == [("torch", 0)]
+    rows, stats = parts.blocks[("torch", 0)]
+    assert rows == [{"instance": "a", "status": "pass"}] and stats == {"api_s": 1.5}
+    assert len(parts.headers) == 1

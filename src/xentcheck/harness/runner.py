@@ -1,31 +1,35 @@
-"""The runner: one worker process per framework, merged into one results file.
+"""The runner: supervised worker processes per framework, merged into one results file.
 
-Each framework runs in ``python -m xentcheck.harness.worker`` of its own, writing a part
-file line by line. When the workers are done the runner merges the parts behind one run
-header. A worker that dies leaves its rows in place and adds a ``crash`` row with its
-exit status and the last lines it printed. Cases with ``expected`` values check the
-reference itself (rows with ``framework: reference``).
+Frameworks (and, with more jobs than frameworks, interleaved shards of one framework's
+instances) run in worker processes watched by :mod:`xentcheck.harness.supervisor`: a
+crash or a hang becomes a row for the instance it hit and the run goes on. Workers write
+part files under ``OUT.parts/``; when all are done the runner merges them behind one run
+header in a fixed order (reference rows, then framework, instance, and the worker's
+dtype/device/API/quantity order), so an interrupted and resumed run gives the same rows
+as an uninterrupted one. Cases with ``expected`` values check the reference itself (rows
+with ``framework: reference``).
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
+import concurrent.futures
 import hashlib
+import json
 import os
-import subprocess
+import shutil
 import sys
-import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
 from xentcheck.harness.cases import Case, discover, expand
 from xentcheck.harness.compare import compare, tolerance_for
-from xentcheck.harness.results import DISCREPANCIES, ResultWriter, read_results, run_header
+from xentcheck.harness.plan import instances_of, interleave, select_cases, shard_counts
+from xentcheck.harness.progress import Progress
+from xentcheck.harness.results import DISCREPANCIES, ResultWriter, run_header
+from xentcheck.harness.supervisor import Parts, Supervisor, Unit, read_parts
 from xentcheck.harness.worker import base_row, golden_for, no_comparison, rounded_inputs
 
 
@@ -82,36 +86,58 @@ def reference_rows(cases: list[Case]) -> list[dict[str, Any]]:
     return rows
 
 
-@dataclass
-class WorkerResult:
-    framework: str
-    part: Path
-    returncode: int
-    tail: list[str]
+class RunError(Exception):
+    """A run that cannot start as asked (``--resume`` without a matching run): one line, exit 2."""
 
 
-def _run_worker(fw: str, args: list[str], part: Path, quiet: bool) -> WorkerResult:
-    cmd = [
-        sys.executable,
-        "-m",
-        "xentcheck.harness.worker",
-        "--framework",
-        fw,
-        "--out",
-        str(part),
-        *args,
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    tail: collections.deque[str] = collections.deque(maxlen=30)
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, errors="replace"
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        tail.append(line.rstrip("\n"))
-        if not quiet and line.startswith("xentcheck:"):
-            print(line, end="", file=sys.stderr, flush=True)
-    return WorkerResult(fw, part, proc.wait(), list(tail))
+class Interrupted(Exception):
+    """Ctrl-C: the finished part was merged into ``out``; ``rows`` holds it."""
+
+    def __init__(self, rows: list[dict[str, Any]], out: Path) -> None:
+        super().__init__(f"interrupted; {len(rows)} results of finished instances in {out}")
+        self.rows = rows
+
+
+def case_files(case_paths: Iterable[str]) -> tuple[dict[str, str], str | list[str]]:
+    """({path relative to its cases root: file text}, the root or roots) of every case file."""
+    files: dict[str, str] = {}
+    roots: list[str] = []
+    for file, root in discover(case_paths):
+        files[file.relative_to(root).as_posix()] = file.read_text(encoding="utf-8")
+        if str(root) not in roots:
+            roots.append(str(root))
+    return files, roots[0] if len(roots) == 1 else roots
+
+
+def _manifest(frameworks, case_paths, cases_sha, dtypes, device, skip_tags, n) -> dict[str, Any]:
+    return {"frameworks": list(frameworks), "cases": list(case_paths), "cases_digest": cases_sha,
+            "dtypes": sorted(dtypes or []), "device": device, "skip_tags": sorted(skip_tags),
+            "instances": n}  # fmt: skip
+
+
+def _check_resume(parts_dir: Path, manifest: dict[str, Any], out: Path) -> None:
+    file = parts_dir / "run.json"
+    if not file.is_file():
+        raise RunError(
+            f"--resume: no interrupted run to resume for {out} ({file} not found); run without --resume"
+        )
+    try:
+        old = json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise RunError(
+            f"--resume: {file} is damaged; run without --resume to start again"
+        ) from None
+    differing = [k for k in manifest if old.get(k) != manifest[k]]
+    if differing:
+        k = differing[0]
+        what = "case files" if k == "cases_digest" else k
+        raise RunError(f"--resume: the run in {parts_dir} had different {what} ({old.get(k)!r}, now "
+                       f"{manifest[k]!r}); repeat its options or run without --resume")  # fmt: skip
+
+
+def default_jobs(n_frameworks: int) -> int:
+    """Frameworks in parallel on half the CPUs (one at a time on a 2-core machine)."""
+    return max(1, min(n_frameworks, (os.cpu_count() or 1) // 2))
 
 
 def run(
@@ -123,63 +149,111 @@ def run(
     out: Path,
     jobs: int = 1,
     quiet: bool = False,
+    *,
+    timeout: float = 300.0,
+    resume: bool = False,
+    skip_tags: Iterable[str] = (),
+    golden_cache: Path | None = None,
+    progress_stream: TextIO | None = None,
 ) -> list[dict[str, Any]]:
-    """Run ``frameworks`` over ``cases``; write ``out``; return the result rows."""
+    """Run ``frameworks`` over ``cases`` in supervised workers; write ``out``; return its rows.
+
+    ``jobs`` worker processes in all: frameworks in parallel and, when ``jobs`` exceeds
+    their number, each framework's instances split into interleaved shards. Parts live in
+    ``OUT.parts/`` until the run completes; ``resume`` continues an interrupted run there.
+    Raises :class:`RunError` for a ``resume`` that does not match, :class:`Interrupted`
+    on Ctrl-C (after merging what finished into ``out``).
+    """
+    skip_tags = sorted(set(skip_tags))
+    cases = select_cases(cases, skip_tags)
+    instances = instances_of(cases)
     parts_dir = out.parent / (out.name + ".parts")
-    parts_dir.mkdir(parents=True, exist_ok=True)
-    args = [a for p in case_paths for a in ("--cases", p)]
-    args += [a for d in dtypes or [] for a in ("--dtype", d)]
-    args += ["--device", device] + (["--quiet"] if quiet else [])
-    results: dict[str, WorkerResult] = {}
-
-    def work(fw: str) -> None:
-        part = parts_dir / f"{fw}.jsonl"
-        part.unlink(missing_ok=True)
-        results[fw] = _run_worker(fw, args, part, quiet)
-
-    pending = list(frameworks)
-    while pending:
-        batch, pending = pending[:jobs], pending[jobs:]
-        threads = [threading.Thread(target=work, args=(fw,)) for fw in batch]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
-    header = run_header(
-        cases=case_paths, cases_digest=cases_digest(case_paths), frameworks={}, argv=sys.argv[1:]
+    cases_sha = cases_digest(case_paths)
+    manifest = _manifest(
+        frameworks, case_paths, cases_sha, dtypes, device, skip_tags, len(instances)
     )
+    if resume:
+        _check_resume(parts_dir, manifest, out)
+    else:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        parts_dir.mkdir(parents=True)
+        (parts_dir / "run.json").write_text(json.dumps(manifest, indent=1))
+    cache_dir = Path(golden_cache) if golden_cache else parts_dir / "goldens"
+    args = [a for p in case_paths for a in ("--cases", str(Path(p).resolve()))]
+    args += [a for d in dtypes or [] for a in ("--dtype", d)]
+    args += [a for t in skip_tags for a in ("--skip-tag", t)]
+    args += ["--device", device, "--golden-cache", str(cache_dir.resolve())]
+    args += ["--quiet"] if quiet else []
+    previous = read_parts(parts_dir)
+    todo = {
+        fw: [i for i in range(len(instances)) if (fw, i) not in previous.blocks]
+        for fw in frameworks
+    }
+    units = [
+        Unit(fw, shard)
+        for fw, n in zip(frameworks, shard_counts(len(frameworks), jobs), strict=True)
+        for shard in interleave(todo[fw], n)
+    ]
+    progress = Progress({fw: len(instances) for fw in frameworks},
+                        {fw: len(instances) - len(todo[fw]) for fw in frameworks},
+                        quiet=quiet, stream=progress_stream)  # fmt: skip
+    sup = Supervisor(instances, args, parts_dir, progress, timeout=timeout)
+    interrupted = False
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = [pool.submit(sup.run_unit, u) for u in units]
+            try:
+                while not all(f.done() for f in futures):
+                    concurrent.futures.wait(futures, timeout=0.5)
+            except KeyboardInterrupt:
+                interrupted = True
+                sup.stop.set()
+                concurrent.futures.wait(futures)
+            for f in futures:
+                f.result()
+    finally:
+        sup.close()
+        progress.close()
+    parts = read_parts(parts_dir)
+    header = _header(frameworks, case_paths, cases_sha, parts, sup, skip_tags, timeout)
     rows = reference_rows(cases)
+    rows += sup.setup_failures
     for fw in frameworks:
-        r = results[fw]
-        part_headers, part_rows = read_results(r.part) if r.part.exists() else ([], [])
-        for h in part_headers:
-            header["frameworks"].update(h.get("frameworks", {}))
-        rows.extend(part_rows)
-        if r.returncode != 0:
-            last = part_rows[-1]["instance"] if part_rows else None
-            rows.append(crash_row(fw, r, last))
-    if len(frameworks) == 1:
-        header["framework"] = frameworks[0]
-    with ResultWriter(out) as w:
+        for i in range(len(instances)):
+            block = parts.blocks.get((fw, i))
+            if block is not None:
+                rows.extend(block[0])
+    tmp = out.with_name(out.name + ".tmp")
+    with ResultWriter(tmp) as w:
         w.write(header)
         w.write_all(rows)
-    for r in results.values():
-        if r.returncode == 0:
-            r.part.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # left in place when a crashed worker's part is kept
-        parts_dir.rmdir()
+    os.replace(tmp, out)
+    if interrupted:
+        raise Interrupted(rows, out)
+    shutil.rmtree(parts_dir, ignore_errors=True)
     return rows
 
 
-def crash_row(fw: str, r: WorkerResult, last_instance: str | None) -> dict[str, Any]:
-    """A ``crash`` row for a worker that exited with a non-zero status."""
-    code = r.returncode
-    how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-    after = f" after {last_instance}" if last_instance else " before any result"
-    unknown = {k: "*" for k in ("case", "instance", "loss", "api", "device", "dtype", "quantity")}
-    message = f"worker {how}{after}; last output: " + " | ".join(r.tail[-8:])
-    return {**unknown, "params": {}, "framework": fw, **no_comparison("crash", message)}
+def _header(frameworks, case_paths, cases_sha, parts: Parts, sup: Supervisor, skip_tags, timeout):
+    files, root = case_files(case_paths)
+    header = run_header(cases=case_paths, cases_digest=cases_sha, cases_root=root, case_files=files,
+                        skip_tags=skip_tags, timeout_s=timeout, frameworks={}, argv=sys.argv[1:])  # fmt: skip
+    names: dict[str, str] = {}
+    for h in parts.headers:
+        header["frameworks"].update(h.get("frameworks", {}))
+        if h.get("framework_spec"):
+            names[h["framework_spec"]] = h["framework"]
+    for fw in frameworks:
+        name = names.get(fw, fw)
+        info = header["frameworks"].setdefault(name, {})
+        stats = [st for (f, _), (_, st) in parts.blocks.items() if f == fw]
+        timing = {k: round(sum(st.get(k, 0) for st in stats), 3) for k in
+                  ("api_s", "reference_s", "compile_s", "golden_hits", "golden_misses")}  # fmt: skip
+        info["timing"] = {"worker_wall_s": round(parts.wall_s.get(fw, 0.0), 3), **timing,
+                          "instances": len(stats), "worker_restarts": sup.restarts[fw]}  # fmt: skip
+    if len(frameworks) == 1:
+        header["framework"] = names.get(frameworks[0], frameworks[0])
+    return header
 
 
 def exit_status(rows: list[dict[str, Any]], fail_on: str) -> int:

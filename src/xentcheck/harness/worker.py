@@ -1,30 +1,38 @@
-"""The worker: runs every instance through one framework's APIs and writes result rows.
+"""The worker: runs instances through one framework's APIs and writes result rows.
 
-It runs in a process of its own (``python -m xentcheck.harness.worker``), started by
-:mod:`xentcheck.harness.runner`, so a crash in one framework never takes the others, or
-the rows already written, with it.
+It runs in a process of its own (``python -m xentcheck.harness.worker``), started and
+watched by :mod:`xentcheck.harness.supervisor`, so a crash, a hang or a poisoned GPU
+context in one framework never takes the others, or the rows already written, with it.
+It tells the supervisor which instance and API call it is on (see :func:`main`) and
+writes each instance's rows together, closed by a ``done`` marker, so a killed run
+resumes exactly where it stopped.
 
 For each instance and dtype the golden is computed once from the dtype-rounded inputs
-and shared by every API and device; each API's output is compared quantity by quantity
-(``value``, ``grad:<input>``); a non-passing comparison the known-difference registry
-explains becomes ``known``.
+(or taken from the run's shared golden cache) and shared by every API and device; each
+API's output is compared quantity by quantity (``value``, ``grad:<input>``); a
+non-passing comparison the known-difference registry explains becomes ``known``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from xentcheck.adapters import Api, Call, Framework, Output, Unsupported, load_framework
 from xentcheck.dtypes import FLOAT_DTYPES, quantize, saturate
-from xentcheck.harness.cases import Instance, expand, load_cases
+from xentcheck.harness.cases import Instance, load_cases
 from xentcheck.harness.compare import compare, sample, tolerance_for
+from xentcheck.harness.goldens import GoldenCache, golden_key
+from xentcheck.harness.plan import instances_of, runs_case, select_cases
 from xentcheck.harness.results import ResultWriter, run_header
 from xentcheck.known import Finding, explain
 from xentcheck.reference import (
@@ -65,13 +73,27 @@ def rounded_inputs(
 
 
 def golden_for(
-    instance: Instance, inputs: dict[str, np.ndarray]
+    instance: Instance, inputs: dict[str, np.ndarray], cache: GoldenCache | None = None
 ) -> tuple[Golden | None, str | None]:
-    """(golden, None) or (None, reason) when the reference rejects the input."""
+    """(golden, None) or (None, reason) when the reference rejects the input.
+
+    With a ``cache`` the golden is looked up first and stored after computing it, so every
+    framework and shard of a run shares one evaluation per instance and dtype.
+    """
+    key = golden_key(instance.loss, instance.params, inputs) if cache is not None else ""
+    if cache is not None:
+        found = cache.get(key)
+        if found is not None:
+            return found
     try:
-        return evaluate(instance.loss, inputs, instance.params), None
+        result: tuple[Golden | None, str | None] = (
+            evaluate(instance.loss, inputs, instance.params), None,
+        )  # fmt: skip
     except ValueError as exc:
-        return None, str(exc)
+        result = (None, str(exc))
+    if cache is not None:
+        cache.put(key, *result)
+    return result
 
 
 def base_row(instance: Instance, fw: str, api: str, device: str, dtype: str) -> Row:
@@ -130,6 +152,7 @@ def run_api(
     if not api.applies(call):
         return []
     base = base_row(instance, fw.name, api.name, device, dtype)
+    raised = ""
     t0 = time.perf_counter()
     try:
         out: Output | None = api.run(call)
@@ -141,8 +164,15 @@ def run_api(
         if reason:
             return [{**base, "quantity": "value", **no_comparison("unsupported", reason)}]
         out, exc_text = None, _describe_exception(exc)
+        raised = type(exc).__name__
     elapsed = time.perf_counter() - t0
     base["elapsed_s"] = round(elapsed, 6)
+    compile_s = getattr(out, "compile_s", None)  # optional: an adapter may report it
+    if compile_s is not None:
+        base["compile_s"] = round(float(compile_s), 6)
+    if golden is None or instance.case.expect_error:
+        # the reference rejects the input, or the case says it must be rejected
+        base["behaviour"] = f"raised {raised}" if out is None else behaviour(out.value)
 
     def finish(row: Row, expected, actual) -> Row:
         if row["status"] in ("mismatch", "nonfinite", "error"):
@@ -171,7 +201,6 @@ def run_api(
             "actual": sample(value.ravel()[:4]),
         }
         row["out_dtype"] = out.out_dtype
-        row["behaviour"] = _behaviour(value)
         return [finish(row, None, value)]
     if out is None:
         row = {**base, "quantity": "value", **no_comparison("error", exc_text)}
@@ -199,13 +228,84 @@ def run_api(
     return rows
 
 
-def _behaviour(value: np.ndarray) -> str:
-    """What an API did instead of raising: NaN, Inf, or a finite number."""
-    if value.size and np.all(np.isnan(value)):
+def behaviour(value: Any) -> str:
+    """What an API returned, in words: ``returned NaN``, ``returned Inf`` or a finite value."""
+    v = np.asarray(value, dtype=np.float64)
+    if np.isnan(v).any():
         return "returned NaN"
-    if value.size and not np.all(np.isfinite(value)):
-        return "returned non-finite values"
+    if np.isinf(v).any():
+        return "returned Inf"
     return "returned a finite value"
+
+
+#: exception text meaning the GPU context is unusable for the rest of the process
+POISON_MARKERS = (
+    "device-side assert", "illegal memory access", "CUDA error", "CUDA_ERROR_",
+    "cudaErrorIllegalAddress", "CUBLAS_STATUS_EXECUTION_FAILED", "unspecified launch failure",
+)  # fmt: skip
+
+
+def poisoned(rows: Iterable[Row]) -> bool:
+    """Whether an error row says the GPU context is poisoned (the worker must be replaced)."""
+    return any(
+        r.get("status") in ("error", "known") and any(m in (r.get("message") or "") for m in POISON_MARKERS)
+        for r in rows
+    )  # fmt: skip
+
+
+@dataclass
+class Stats:
+    """Where a worker's time went (summed over instances) and how the golden cache did."""
+
+    api_s: float = 0.0
+    reference_s: float = 0.0
+    compile_s: float = 0.0
+    golden_hits: int = 0
+    golden_misses: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 6) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def run_instance(
+    fw: Framework, instance: Instance, dtypes: Iterable[str] | None, devices: Iterable[str],
+    golden_cache: GoldenCache | None = None, stats: Stats | None = None,
+    on_call: Callable[[str, str, str], None] | None = None,
+) -> list[Row]:  # fmt: skip
+    """Every row of one instance: each wanted dtype x device x API of ``fw``.
+
+    ``on_call(dtype, device, api)`` is told before each API call (the supervisor names the
+    call in a crash row); ``stats`` accumulates API, reference and compile time.
+    """
+    apis = fw.apis_for(instance.loss)
+    if not apis:
+        return []
+    wanted = set(dtypes) if dtypes else None
+    rows: list[Row] = []
+    raw = instance.inputs()
+    for dtype in instance.case.dtypes:
+        if wanted is not None and dtype not in wanted:
+            continue
+        inputs = rounded_inputs(instance, raw, dtype)
+        t0 = time.perf_counter()
+        hits = golden_cache.hits if golden_cache else 0
+        golden, ref_error = golden_for(instance, inputs, golden_cache)
+        if stats is not None:
+            stats.reference_s += time.perf_counter() - t0
+            if golden_cache is not None:
+                hit = golden_cache.hits > hits
+                stats.golden_hits += hit
+                stats.golden_misses += not hit
+        for device in devices:
+            for api in apis:
+                if on_call:
+                    on_call(dtype, device, api.name)
+                new = run_api(fw, api, instance, inputs, dtype, device, golden, ref_error)
+                if stats is not None and new:
+                    stats.api_s += new[0].get("elapsed_s", 0.0)
+                    stats.compile_s += new[0].get("compile_s", 0.0)
+                rows.extend(new)
+    return rows
 
 
 def run_framework(
@@ -215,37 +315,95 @@ def run_framework(
     devices: Iterable[str],
     emit: Callable[[Row], None],
     progress: Callable[[int, Instance], None] | None = None,
+    golden_cache: GoldenCache | None = None,
 ) -> None:
-    """Run every instance through every API of ``fw``; ``emit`` each row as it is made."""
-    wanted = set(dtypes) if dtypes else None
+    """Run every instance through every API of ``fw``; ``emit`` each row as it is made.
+
+    In-process and unsupervised (the pytest plugin's path); the runner's workers use
+    :func:`run_instance` one instance at a time.
+    """
     for n, instance in enumerate(instances):
         if progress:
             progress(n, instance)
-        apis = fw.apis_for(instance.loss)
-        if not apis:
+        if not runs_case(fw.case_tags, instance.case):
             continue
-        raw = instance.inputs()
-        for dtype in instance.case.dtypes:
-            if wanted is not None and dtype not in wanted:
-                continue
-            inputs = rounded_inputs(instance, raw, dtype)
-            golden, ref_error = golden_for(instance, inputs)
-            for device in devices:
-                for api in apis:
-                    for row in run_api(fw, api, instance, inputs, dtype, device, golden, ref_error):
-                        emit(row)
+        for row in run_instance(fw, instance, dtypes, devices, golden_cache):
+            emit(row)
+
+
+def set_memory_limit(spec: str | None) -> None:
+    """Cap the worker's address space (``XENTCHECK_WORKER_MEMORY_LIMIT``: bytes, or 512M, 2G).
+
+    Allocations beyond it fail with MemoryError (an ``error`` row) instead of waking the
+    kernel's OOM killer; meant for tests and for shared machines.
+    """
+    if not spec:
+        return
+    import resource
+
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    spec = spec.strip().upper().removesuffix("B")
+    scale = units.get(spec[-1:], 1)
+    limit = int(float(spec.rstrip("KMG")) * scale)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the runner dies (a killed run leaves no orphans)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class Control:
+    """The worker's side of the protocol: one line per event on the runner's pipe."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+
+    def say(self, *words: object) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.write(self.fd, (" ".join(map(str, words)) + "\n").encode())
+        except OSError:  # the runner is gone: stop rather than run unobserved
+            os._exit(4)
+
+
+#: a worker exits with this status after recording an instance that poisoned the GPU
+POISONED_EXIT = 75
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the given instances (indices into the run's instance list) of one framework.
+
+    Protocol on ``--control-fd``: ``ready NAME``, then per instance ``start I``,
+    ``at I DTYPE DEVICE API`` before each API call, ``done I`` once its rows (and a
+    ``{"kind": "done"}`` marker closing them) are flushed to ``--out``.
+    """
     p = argparse.ArgumentParser(prog="python -m xentcheck.harness.worker")
     p.add_argument("--framework", required=True)
     p.add_argument("--cases", action="append", required=True)
     p.add_argument("--dtype", action="append")
     p.add_argument("--device", default="all", choices=["cpu", "gpu", "all"])
+    p.add_argument("--skip-tag", action="append", default=[])
+    p.add_argument("--indices", help="comma-separated instance indices (default all)")
+    p.add_argument("--golden-cache", help="folder of the shared golden cache")
+    p.add_argument("--control-fd", type=int)
     p.add_argument("--out", required=True)
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    instances = [i for c in load_cases(args.cases) for i in expand(c)]
+    _die_with_parent()
+    set_memory_limit(os.environ.get("XENTCHECK_WORKER_MEMORY_LIMIT"))
+    control = Control(args.control_fd)
+    instances = instances_of(select_cases(load_cases(args.cases), args.skip_tag))
+    indices = (
+        [int(i) for i in args.indices.split(",") if i] if args.indices is not None
+        else range(len(instances))
+    )  # fmt: skip
     fw = load_framework(args.framework)
     fw.setup()
     devices_info = fw.devices()
@@ -260,36 +418,37 @@ def main(argv: list[str] | None = None) -> int:
         devices.remove("cpu")
     header = run_header(
         framework=fw.name,
+        framework_spec=args.framework,
         frameworks={
             fw.name: {
                 "versions": fw.versions(),
                 "devices": devices_info,
                 "skipped": skipped,
                 "apis": list(dict.fromkeys(a.name for a in fw.apis)),
+                "case_tags": sorted(fw.case_tags) if fw.case_tags is not None else None,
             }
         },
     )
-    start = time.monotonic()
-    last = [start]
-
-    def progress(n: int, instance: Instance) -> None:
-        now = time.monotonic()
-        if not args.quiet and now - last[0] > 15:
-            last[0] = now
-            print(
-                f"xentcheck: {fw.name}: {n}/{len(instances)} instances, {now - start:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    with ResultWriter(args.out) as w:
+    cache = GoldenCache(args.golden_cache) if args.golden_cache else None
+    with ResultWriter(args.out, mode="a") as w:
         w.write(header)
-        run_framework(fw, instances, args.dtype, devices, w.write, progress)
-    if not args.quiet:
-        print(
-            f"xentcheck: {fw.name}: {len(instances)} instances done in {time.monotonic() - start:.0f} s",
-            file=sys.stderr,
-        )
+        control.say("ready", fw.name)
+        for index in indices:
+            instance = instances[index]
+            control.say("start", index)
+            stats = Stats()
+            rows: list[Row] = []
+            if runs_case(fw.case_tags, instance.case):
+                rows = run_instance(fw, instance, args.dtype, devices, cache, stats,
+                                    lambda d, dev, api, i=index: control.say("at", i, d, dev, api))  # fmt: skip
+            w.write_all(rows)
+            w.write({"kind": "done", "framework": args.framework, "index": index,
+                     "instance": instance.name, "stats": stats.as_dict()})  # fmt: skip
+            control.say("done", index)
+            if poisoned(rows):
+                print(f"xentcheck: {fw.name}: the GPU context is poisoned after {instance.name}; "
+                      "a fresh worker takes over", file=sys.stderr, flush=True)  # fmt: skip
+                return POISONED_EXIT
     return 0
 
 

@@ -1,0 +1,265 @@
+"""The supervisor: runs a framework's instances in worker processes and survives them.
+
+Each unit of work (one framework, a list of instance indices) runs in a worker process
+(:mod:`xentcheck.harness.worker`) that reports on a pipe which instance and API call it is
+on. When the worker dies (a segfault, an abort, ``os._exit``, the OOM killer) the
+supervisor writes a ``crash`` row for the instance it was running, naming the signal or
+exit status and the worker's last output lines, and starts a fresh worker from the next
+instance. An instance that runs past ``timeout`` seconds becomes a ``timeout`` row and its
+worker is killed and replaced. A worker that reports a poisoned GPU context exits after
+recording its instance and is replaced the same way.
+
+Parts: every worker process appends to a part file of its own; each instance's rows are
+written together and closed by a ``{"kind": "done"}`` marker, so :func:`read_parts`
+knows exactly which instances finished (rows after the last marker, from a worker killed
+mid-instance, are dropped and the instance is redone on ``--resume``).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xentcheck.harness.cases import Instance
+from xentcheck.harness.progress import Progress
+from xentcheck.harness.results import ResultWriter, read_lines
+from xentcheck.harness.worker import POISONED_EXIT, Row, base_row, no_comparison
+
+#: seconds a worker may take to import its framework and set up before its first instance
+STARTUP_TIMEOUT = 600.0
+
+
+@dataclass
+class Unit:
+    """One worker's share of a run: a framework (name or ``module:attr``) and instance indices."""
+
+    framework: str
+    indices: list[int]
+
+
+@dataclass
+class Parts:
+    """What the part files of a run hold.
+
+    blocks:  (framework, instance index) -> (rows, stats) of every finished instance.
+    headers: the workers' run headers (framework versions, devices, APIs).
+    wall_s:  framework -> summed wall time of its worker processes.
+    """
+
+    blocks: dict[tuple[str, int], tuple[list[Row], dict[str, Any]]] = field(default_factory=dict)
+    headers: list[dict[str, Any]] = field(default_factory=list)
+    wall_s: dict[str, float] = field(default_factory=lambda: collections.defaultdict(float))
+
+
+def read_parts(parts_dir: Path) -> Parts:
+    """Read every part file; only instances closed by a ``done`` marker count (first wins)."""
+    parts = Parts()
+    for file in sorted(parts_dir.glob("*.jsonl")):
+        pending: list[Row] = []
+        for obj in read_lines(file):
+            kind = obj.get("kind")
+            if kind == "run":
+                parts.headers.append(obj)
+            elif kind == "worker":
+                parts.wall_s[obj["framework"]] += obj.get("wall_s", 0.0)
+            elif kind == "done":
+                key = (obj["framework"], obj["index"])
+                parts.blocks.setdefault(key, (pending, obj.get("stats", {})))
+                pending = []
+            else:
+                pending.append(obj)
+    return parts
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a framework name or ``module:attr`` spec."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def describe_exit(code: int) -> str:
+    """``killed by signal 11 (SIGSEGV)`` or ``exit status 7``."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by signal {-code} ({signal.Signals(-code).name})"
+        return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def fault_row(
+    framework: str, instance: Instance | None, at: tuple[str, str, str] | None, status: str,
+    message: str,
+) -> Row:  # fmt: skip
+    """A ``crash`` or ``timeout`` row for ``instance`` (``*`` for what is not known)."""
+    dtype, device, api = at or ("*", "*", "*")
+    if instance is None:
+        unknown = {k: "*" for k in ("case", "instance", "loss", "api", "device", "dtype")}
+        base: Row = {**unknown, "params": {}, "framework": framework}
+    else:
+        base = base_row(instance, framework, api, device, dtype)
+    return {**base, "quantity": "value", **no_comparison(status, message)}
+
+
+@dataclass
+class Supervisor:
+    """Runs units in workers, writing its own crash/timeout rows to a part file of its own."""
+
+    instances: list[Instance]
+    worker_args: list[str]
+    parts_dir: Path
+    progress: Progress
+    timeout: float = 300.0
+    startup_timeout: float = STARTUP_TIMEOUT
+    stop: threading.Event = field(default_factory=threading.Event)
+    #: rows for workers that never got to an instance (not persisted: retried on resume)
+    setup_failures: list[Row] = field(default_factory=list)
+    restarts: collections.Counter = field(default_factory=collections.Counter)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._writer = ResultWriter(self.parts_dir / f"supervisor.{uuid.uuid4().hex[:12]}.jsonl")
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def _record(
+        self, rows: list[Row], framework: str, index: int | None, wall_s: float = 0.0
+    ) -> None:
+        with self._lock:
+            self._writer.write_all(rows)
+            if index is not None:
+                name = self.instances[index].name
+                self._writer.write({"kind": "done", "framework": framework, "index": index,
+                                    "instance": name, "stats": {}})  # fmt: skip
+            if wall_s:
+                self._writer.write(
+                    {"kind": "worker", "framework": framework, "wall_s": round(wall_s, 3)}
+                )
+
+    def run_unit(self, unit: Unit) -> None:
+        """Run ``unit`` to the end, replacing workers that die, hang or poison their GPU."""
+        remaining = list(unit.indices)
+        while remaining and not self.stop.is_set():
+            outcome = self._run_worker(unit.framework, remaining)
+            if outcome is None:  # could not start: already recorded
+                return
+            self.restarts[unit.framework] += bool(remaining)
+
+    def _run_worker(self, fw: str, remaining: list[int]) -> bool | None:
+        """One worker over ``remaining`` (done indices are removed); None when it never started."""
+        part = self.parts_dir / f"{slug(fw)}.{uuid.uuid4().hex[:12]}.jsonl"
+        r_fd, w_fd = os.pipe()
+        cmd = [sys.executable, "-m", "xentcheck.harness.worker", "--framework", fw,
+               "--out", str(part), "--control-fd", str(w_fd),
+               "--indices", ",".join(map(str, remaining)), *self.worker_args]  # fmt: skip
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                pass_fds=(w_fd,), start_new_session=True)  # fmt: skip
+        os.close(w_fd)
+        assert proc.stdout is not None
+        tail: collections.deque[str] = collections.deque(maxlen=30)
+        name, current, at, started = fw, None, None, False
+        deadline = t0 + self.startup_timeout
+        timed_out = stopped = False
+        buffers = {r_fd: b"", proc.stdout.fileno(): b""}
+        sel = selectors.DefaultSelector()
+        for fd in buffers:
+            os.set_blocking(fd, False)
+            sel.register(fd, selectors.EVENT_READ)
+        open_fds = set(buffers)
+        try:
+            while open_fds:
+                if self.stop.is_set():
+                    stopped = True
+                    break
+                if time.monotonic() > deadline:
+                    timed_out = True
+                    break
+                for key, _ in sel.select(timeout=0.2):
+                    fd = key.fd
+                    try:
+                        chunk = os.read(fd, 65536)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        sel.unregister(fd)
+                        open_fds.discard(fd)
+                        continue
+                    *lines, buffers[fd] = (buffers[fd] + chunk).split(b"\n")
+                    for raw in lines:
+                        line = raw.decode("utf-8", "replace").rstrip("\r")
+                        if fd != r_fd:
+                            tail.append(line)
+                            if line.startswith("xentcheck:"):
+                                self.progress.message(line)
+                            continue
+                        word, _, rest = line.partition(" ")
+                        if word == "ready":
+                            name, started = rest or fw, True
+                            deadline = time.monotonic() + self.timeout
+                        elif word == "start":
+                            current, at = int(rest), None
+                            deadline = time.monotonic() + self.timeout
+                        elif word == "at":
+                            _, dtype, device, api = rest.split(" ", 3)
+                            at = (dtype, device, api)
+                        elif word == "done":
+                            remaining.remove(int(rest))
+                            current, at = None, None
+                            self.progress.advance(fw)
+        finally:
+            if timed_out or stopped:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            code = proc.wait()
+            sel.close()
+            os.close(r_fd)
+            proc.stdout.close()
+        for fd, rest in buffers.items():
+            if rest and fd != r_fd:
+                tail.append(rest.decode("utf-8", "replace"))
+        wall = time.monotonic() - t0
+        if stopped:
+            self._record([], fw, None, wall)
+            return True
+        last = " | ".join(list(tail)[-8:])
+        if not started:
+            how = f"hung for {self.startup_timeout:g} s" if timed_out else describe_exit(code)
+            msg = f"worker {how} before running any instance; last output: {last}"
+            self.setup_failures.append(fault_row(name, None, None, "crash", msg))
+            self.progress.message(f"xentcheck: {fw}: {msg}")
+            return None
+        if current is None and code in (0, POISONED_EXIT) and not timed_out:
+            self._record([], fw, None, wall)
+            return True
+        if current is None:  # died or hung between instances: blame the next one
+            if not remaining:
+                self._record([], fw, None, wall)
+                return True
+            current = remaining[0]
+        instance = self.instances[current]
+        where = f" in {at[2]} ({at[0]}, {at[1]})" if at else ""
+        if timed_out:
+            msg = (f"no result after {self.timeout:g} s (--timeout){where}; the worker was "
+                   f"stopped and a fresh one continues; last output: {last}")  # fmt: skip
+            row = fault_row(name, instance, at, "timeout", msg)
+        else:
+            msg = f"worker {describe_exit(code)}{where}; last output: {last}"
+            row = fault_row(name, instance, at, "crash", msg)
+        self._record([row], fw, current, wall)
+        remaining.remove(current)
+        self.progress.advance(fw)
+        self.progress.message(f"xentcheck: {name}: {row['status']} on {instance.name}: {msg[:200]}")
+        return True
