@@ -7,6 +7,10 @@ Covered namespaces: ``tf.nn.*`` (``softmax_cross_entropy_with_logits``,
 backend: ``keras.losses.*`` functional and class forms, ``keras.ops.*`` and
 ``keras.activations.*``. Each is its own row; aliases of one function object
 (``tf.math.softmax`` = ``tf.nn.softmax``, ``tf.keras.*`` = ``keras.*``) are not repeated.
+The Keras rows are defined once, in ``keras.ops``, in :mod:`xentcheck.adapters.keras_apis`,
+and run here on the TensorFlow backend (and on JAX and PyTorch as ``keras-jax`` and
+``keras-torch``); the recipe around a Keras call (axis move, reduction) is written in
+``keras.ops`` there, in ``tf`` ops here for the ``tf.nn`` rows.
 
 How a call is made, the way a user would:
 
@@ -35,7 +39,6 @@ wrapped in ``tf.function`` (eager mode only).
 
 from __future__ import annotations
 
-import functools
 import os
 import platform
 import re
@@ -49,6 +52,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from xentcheck.adapters import keras_apis
 from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported
 from xentcheck.harness.results import cpu_name
 
@@ -215,34 +219,10 @@ def _user_reduce(
     raise ValueError(f"unknown reduction {reduction!r}")
 
 
-_KERAS_REDUCTION = {
-    "none": "none",
-    "sum": "sum",
-    "mean": "mean",
-    "batchmean": "sum_over_batch_size",
-}
-
-
-def _keras_reduction(call: Call) -> dict[str, Any]:
-    if "reduction" not in call.explicit:
-        return {}  # Keras's default, sum_over_batch_size: the mean
-    return {"reduction": _KERAS_REDUCTION[call.params["reduction"]]}
-
-
 def _kw(call: Call, *names: str, rename: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Keyword arguments for the parameters among ``names`` that the case set."""
     rename = rename or {}
     return {rename.get(n, n): call.params[n] for n in names if _is_set(call, n)}
-
-
-@functools.lru_cache(maxsize=256)
-def _loss_object(cls_name: str, items: tuple[tuple[str, Any], ...]) -> keras.losses.Loss:
-    """One Keras Loss object per configuration, reused as a user reuses it."""
-    return getattr(keras.losses, cls_name)(**dict(items))
-
-
-def _keras_loss(cls_name: str, **kwargs: Any) -> keras.losses.Loss:
-    return _loss_object(cls_name, tuple(sorted(kwargs.items())))
 
 
 def _integer(call: Call) -> bool:
@@ -255,17 +235,6 @@ def _probability(call: Call) -> bool:
 
 def _smoothing(call: Call) -> bool:
     return _is_set(call, "label_smoothing")
-
-
-def _bare(call: Call) -> bool:
-    """No weights, ignore_index or label smoothing: the calls the ``keras.ops`` forms are
-    for (their ``keras.losses`` and ``tf.nn`` siblings carry those parameters)."""
-    return not (
-        _has(call, "weight")
-        or _has(call, "pos_weight")
-        or _is_set(call, "ignore_index")
-        or _smoothing(call)
-    )
 
 
 # --------------------------------------------------------------------- softmax family
@@ -328,127 +297,12 @@ def _tf_sparse_ce_weighted(t: Tensors, call: Call) -> tf.Tensor:
     return _user_reduce(per, call, denominator=tf.reduce_sum(w))
 
 
-def _keras_cce_fn(from_logits: bool, x: str) -> Builder:
-    def build(t: Tensors, call: Call) -> tf.Tensor:
-        _reject(call, "keras.losses.categorical_crossentropy", weight=True, ignore=True)
-        per = keras.losses.categorical_crossentropy(
-            _class_last(t["target"]),
-            _class_last(t[x]),
-            from_logits=from_logits,
-            **_kw(call, "label_smoothing"),
-        )
-        return _user_reduce(per, call)
-
-    return build
-
-
-def _keras_cce_cls(from_logits: bool, x: str, one_hot: bool = False) -> Builder:
-    def build(t: Tensors, call: Call) -> tf.Tensor:
-        _reject(call, "keras.losses.CategoricalCrossentropy", weight=True, ignore=True)
-        kw = {"from_logits": True} if from_logits else {}
-        loss = _keras_loss(
-            "CategoricalCrossentropy",
-            **kw,
-            **_kw(call, "label_smoothing"),
-            **_keras_reduction(call),
-        )
-        pred = _class_last(t[x])
-        target = t["target"]
-        if one_hot:
-            target = tf.one_hot(target, pred.shape[-1], dtype=pred.dtype)
-        else:
-            target = _class_last(target)
-        return loss(target, pred)
-
-    return build
-
-
-def _keras_scce_fn(from_logits: bool, x: str) -> Builder:
-    def build(t: Tensors, call: Call) -> tf.Tensor:
-        name = "keras.losses.sparse_categorical_crossentropy"
-        _reject(call, name, weight=True, smoothing=True)
-        kw = _kw(call, "ignore_index", rename={"ignore_index": "ignore_class"})
-        per = keras.losses.sparse_categorical_crossentropy(
-            t["target"], _class_last(t[x]), from_logits=from_logits, **kw
-        )
-        # the functional form zeroes ignored elements: the mean is over the kept ones
-        keep = tf.cast(_kept(t["target"], call), per.dtype) if kw else None
-        return _user_reduce(per, call, None if keep is None else tf.reduce_sum(keep))
-
-    return build
-
-
-def _keras_scce_cls(from_logits: bool, x: str, class_weights: bool = False) -> Builder:
-    def build(t: Tensors, call: Call) -> tf.Tensor:
-        name = "keras.losses.SparseCategoricalCrossentropy"
-        _reject(call, name, weight=not class_weights, smoothing=True)
-        kw = {"from_logits": True} if from_logits else {}
-        kw |= _kw(call, "ignore_index", rename={"ignore_index": "ignore_class"})
-        loss = _keras_loss("SparseCategoricalCrossentropy", **kw, **_keras_reduction(call))
-        target = t["target"]
-        sample_weight = None
-        if class_weights and "weight" in t:
-            safe = tf.where(_kept(target, call), target, tf.zeros_like(target))
-            sample_weight = tf.gather(t["weight"], safe)
-        return loss(target, _class_last(t[x]), sample_weight=sample_weight)
-
-    return build
-
-
-def _keras_ops_cce(from_logits: bool, x: str) -> Builder:
-    def build(t: Tensors, call: Call) -> tf.Tensor:
-        _reject(
-            call, "keras.ops.categorical_crossentropy", weight=True, ignore=True, smoothing=True
-        )
-        per = keras.ops.categorical_crossentropy(
-            _class_last(t["target"]), _class_last(t[x]), from_logits=from_logits
-        )
-        return _user_reduce(per, call)
-
-    return build
-
-
-def _keras_ops_scce(from_logits: bool, x: str) -> Builder:
-    def build(t: Tensors, call: Call) -> tf.Tensor:
-        _reject(
-            call,
-            "keras.ops.sparse_categorical_crossentropy",
-            weight=True,
-            ignore=True,
-            smoothing=True,
-        )
-        per = keras.ops.sparse_categorical_crossentropy(
-            t["target"], _class_last(t[x]), from_logits=from_logits
-        )
-        return _user_reduce(per, call)
-
-    return build
-
-
 # ------------------------------------------------------------------- activations
-
-_AXIS_DEFAULT_ALL = "the framework default reduces every axis"
-
-
-def _axis_kw(call: Call, always: bool = False) -> dict[str, Any]:
-    if always or _is_set(call, "axis"):
-        return {"axis": int(call.params["axis"])}
-    return {}
-
-
-def _activation(fn: Callable[..., tf.Tensor], axis: bool = False, always: bool = False) -> Builder:
-    def build(t: Tensors, call: Call) -> tf.Tensor:
-        return fn(t["x"], **(_axis_kw(call, always) if axis else {}))
-
-    return build
 
 
 # ------------------------------------------------------------------------ token losses
 
 _TOKEN_TF = f"{_SSCE}+where(mask)+sum/count"
-_TOKEN_KERAS = (
-    "keras.losses.SparseCategoricalCrossentropy(from_logits=True,ignore_class)+sample_weight=mask"
-)
 
 
 def _token_keep(t: Tensors, call: Call) -> tf.Tensor:
@@ -467,15 +321,6 @@ def _token_tf(t: Tensors, call: Call) -> tf.Tensor:
     per = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=t["logits"])
     per = tf.where(keep, per, tf.zeros_like(per))
     return tf.reduce_sum(per) / tf.reduce_sum(tf.cast(keep, per.dtype))
-
-
-def _token_keras(t: Tensors, call: Call) -> tf.Tensor:
-    """``SparseCategoricalCrossentropy(from_logits=True[, ignore_class=ignore_index])``
-    with ``sample_weight=mask``, default reduction."""
-    kw = _kw(call, "ignore_index", rename={"ignore_index": "ignore_class"})
-    loss = _keras_loss("SparseCategoricalCrossentropy", from_logits=True, **kw)
-    sample_weight = t.get("mask")
-    return loss(t["target"], t["logits"], sample_weight=sample_weight)
 
 
 def _perplexity(token: Builder, exp: Callable[[tf.Tensor], tf.Tensor]) -> Builder:
@@ -508,84 +353,7 @@ def _tf_weighted_ce(t: Tensors, call: Call) -> tf.Tensor:
     return _user_reduce(_times_weight(per, t), call)
 
 
-def _keras_bce_fn(from_logits: bool, x: str) -> Builder:
-    def build(t: Tensors, call: Call) -> tf.Tensor:
-        _reject(call, "keras.losses.binary_crossentropy", weight=True, pos=True)
-        per = keras.losses.binary_crossentropy(t["target"], t[x], from_logits=from_logits)
-        return _user_reduce(per, call)
-
-    return build
-
-
-def _keras_bce_cls(from_logits: bool, x: str) -> Builder:
-    def build(t: Tensors, call: Call) -> tf.Tensor:
-        _reject(call, "keras.losses.BinaryCrossentropy", weight=True, pos=True)
-        kw = {"from_logits": True} if from_logits else {}
-        loss = _keras_loss("BinaryCrossentropy", **kw, **_keras_reduction(call))
-        return loss(t["target"], t[x])
-
-    return build
-
-
-def _keras_ops_bce(from_logits: bool, x: str) -> Builder:
-    def build(t: Tensors, call: Call) -> tf.Tensor:
-        _reject(call, "keras.ops.binary_crossentropy", weight=True, pos=True)
-        per = keras.ops.binary_crossentropy(t["target"], t[x], from_logits=from_logits)
-        return _user_reduce(per, call)
-
-    return build
-
-
-def _focal_kw(call: Call) -> dict[str, Any]:
-    """alpha weighting (``alpha*t + (1-alpha)*(1-t)``, off for alpha < 0 as in torchvision)
-    needs ``apply_class_balancing=True`` in Keras; alpha/gamma only when the case set them."""
-    kw: dict[str, Any] = {"from_logits": True}
-    alpha = call.params.get("alpha")
-    if alpha is not None and float(alpha) >= 0:
-        kw["apply_class_balancing"] = True
-    kw |= _kw(call, "alpha", "gamma")
-    if "alpha" in kw and float(kw["alpha"]) < 0:
-        del kw["alpha"]
-    return kw
-
-
-def _keras_focal_fn(t: Tensors, call: Call) -> tf.Tensor:
-    per = keras.losses.binary_focal_crossentropy(t["target"], t["logits"], **_focal_kw(call))
-    return _user_reduce(per, call)
-
-
-def _keras_focal_cls(t: Tensors, call: Call) -> tf.Tensor:
-    kw = _focal_kw(call)
-    loss = _keras_loss("BinaryFocalCrossentropy", **kw, **_keras_reduction(call))
-    return loss(t["target"], t["logits"])
-
-
 # -------------------------------------------------------------------------------- KL
-
-
-def _log_target(call: Call) -> bool:
-    return bool(call.params.get("log_target", False))
-
-
-def _kl_pair(t: Tensors, call: Call) -> tuple[tf.Tensor, tf.Tensor]:
-    """Keras takes probabilities: ``y_pred = exp(input)``; ``y_true = exp(target)`` for
-    log-targets. The class axis is moved last: Keras sums over the last axis."""
-    y_pred = tf.exp(_class_last(t["input"]))
-    y_true = _class_last(t["target"])
-    if _log_target(call):
-        y_true = tf.exp(y_true)
-    return y_true, y_pred
-
-
-def _keras_kl_fn(t: Tensors, call: Call) -> tf.Tensor:
-    y_true, y_pred = _kl_pair(t, call)
-    per = keras.losses.kl_divergence(y_true, y_pred)
-    return _user_reduce(per, call, batch=int(t["input"].shape[0]) if t["input"].shape.rank else 1)
-
-
-def _keras_kl_cls(t: Tensors, call: Call) -> tf.Tensor:
-    y_true, y_pred = _kl_pair(t, call)
-    return _keras_loss("KLDivergence", **_keras_reduction(call))(y_true, y_pred)
 
 
 # ------------------------------------------------------------------------------ APIs
@@ -596,12 +364,15 @@ _NO_NLL = (
 )
 
 
+def _keras_api(name: str, loss: str, build: Builder, applies, doc: str) -> Api:
+    """A Keras row of :mod:`keras_apis`, run on this backend (under a GradientTape)."""
+    return _api(name, loss, build, applies, doc)
+
+
 def _softmax_ce_apis() -> list[Api]:
     loss = "softmax_cross_entropy"
     plain = lambda c: not _smoothing(c)  # noqa: E731
     weighted = lambda c: _has(c, "weight") or _is_set(c, "ignore_index")  # noqa: E731
-    kc = "keras.losses.CategoricalCrossentropy(from_logits=True)"
-    ks = "keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
     return [
         _api(_SCE, loss, _tf_softmax_ce, lambda c: _probability(c) and plain(c)),
         _api(
@@ -619,103 +390,13 @@ def _softmax_ce_apis() -> list[Api]:
             lambda c: _integer(c) and plain(c) and weighted(c),
             doc="w = weight[target] (0 where ignored); sum(w*l)/sum(w) for the mean",
         ),
-        _api(
-            "keras.losses.categorical_crossentropy(from_logits=True)",
-            loss,
-            _keras_cce_fn(True, "logits"),
-            _probability,
-        ),
-        _api(kc, loss, _keras_cce_cls(True, "logits"), _probability),
-        _api(
-            f"{kc}+one_hot(target)",
-            loss,
-            _keras_cce_cls(True, "logits", one_hot=True),
-            lambda c: _integer(c) and _smoothing(c),
-            doc="class indices with label smoothing: the Keras recipe on one_hot(target)",
-        ),
-        _api(
-            "keras.losses.sparse_categorical_crossentropy(from_logits=True)",
-            loss,
-            _keras_scce_fn(True, "logits"),
-            lambda c: _integer(c) and plain(c) and not _has(c, "weight"),
-        ),
-        _api(
-            ks,
-            loss,
-            _keras_scce_cls(True, "logits"),
-            lambda c: _integer(c) and plain(c) and not _has(c, "weight"),
-        ),
-        _api(
-            f"{ks}+sample_weight=weight[target]",
-            loss,
-            _keras_scce_cls(True, "logits", class_weights=True),
-            lambda c: _integer(c) and plain(c) and _has(c, "weight"),
-            doc="class weights as Keras users pass them: sample_weight=gather(weight, target)",
-        ),
-        _api(
-            "keras.ops.categorical_crossentropy(from_logits=True)",
-            loss,
-            _keras_ops_cce(True, "logits"),
-            lambda c: _probability(c) and _bare(c),
-        ),
-        _api(
-            "keras.ops.sparse_categorical_crossentropy(from_logits=True)",
-            loss,
-            _keras_ops_scce(True, "logits"),
-            lambda c: _integer(c) and _bare(c),
-        ),
-    ]
-
-
-def _categorical_apis() -> list[Api]:
-    loss = "categorical_cross_entropy"
-    return [
-        _api(
-            "keras.losses.categorical_crossentropy",
-            loss,
-            _keras_cce_fn(False, "probs"),
-            _probability,
-        ),
-        _api(
-            "keras.losses.CategoricalCrossentropy",
-            loss,
-            _keras_cce_cls(False, "probs"),
-            _probability,
-        ),
-        _api(
-            "keras.losses.sparse_categorical_crossentropy",
-            loss,
-            _keras_scce_fn(False, "probs"),
-            _integer,
-        ),
-        _api(
-            "keras.losses.SparseCategoricalCrossentropy",
-            loss,
-            _keras_scce_cls(False, "probs"),
-            _integer,
-        ),
-        _api(
-            "keras.ops.categorical_crossentropy",
-            loss,
-            _keras_ops_cce(False, "probs"),
-            _probability,
-        ),
-        _api(
-            "keras.ops.sparse_categorical_crossentropy",
-            loss,
-            _keras_ops_scce(False, "probs"),
-            _integer,
-        ),
     ]
 
 
 def _binary_apis() -> list[Api]:
-    bce, bcel = "binary_cross_entropy", "binary_cross_entropy_with_logits"
+    bcel = "binary_cross_entropy_with_logits"
     no_pos = lambda c: not _has(c, "pos_weight")  # noqa: E731
     return [
-        _api("keras.losses.binary_crossentropy", bce, _keras_bce_fn(False, "probs")),
-        _api("keras.losses.BinaryCrossentropy", bce, _keras_bce_cls(False, "probs")),
-        _api("keras.ops.binary_crossentropy", bce, _keras_ops_bce(False, "probs"), _bare),
         _api(_SIG, bcel, _tf_sigmoid_ce, lambda c: no_pos(c) and not _has(c, "weight")),
         _api(f"{_SIG}*weight", bcel, _tf_sigmoid_ce, lambda c: no_pos(c) and _has(c, "weight")),
         _api(
@@ -727,103 +408,46 @@ def _binary_apis() -> list[Api]:
             _tf_weighted_ce,
             lambda c: _has(c, "pos_weight") and _has(c, "weight"),
         ),
-        _api(
-            "keras.losses.binary_crossentropy(from_logits=True)",
-            bcel,
-            _keras_bce_fn(True, "logits"),
-        ),
-        _api(
-            "keras.losses.BinaryCrossentropy(from_logits=True)",
-            bcel,
-            _keras_bce_cls(True, "logits"),
-        ),
-        _api(
-            "keras.ops.binary_crossentropy(from_logits=True)",
-            bcel,
-            _keras_ops_bce(True, "logits"),
-            _bare,
-        ),
-        _api(
-            "keras.losses.binary_focal_crossentropy(from_logits=True,apply_class_balancing=True)",
-            "sigmoid_focal_loss",
-            _keras_focal_fn,
-        ),
-        _api(
-            "keras.losses.BinaryFocalCrossentropy(from_logits=True,apply_class_balancing=True)",
-            "sigmoid_focal_loss",
-            _keras_focal_cls,
-        ),
-    ]
-
-
-def _kl_apis() -> list[Api]:
-    loss = "kl_divergence"
-    log_t = _log_target
-    plain = lambda c: not _log_target(c)  # noqa: E731
-    fn, cls = "keras.losses.kl_divergence", "keras.losses.KLDivergence()"
-    return [
-        _api(f"{fn}(target,exp(input))", loss, _keras_kl_fn, plain),
-        _api(f"{fn}(exp(target),exp(input))", loss, _keras_kl_fn, log_t),
-        _api(f"{cls}(target,exp(input))", loss, _keras_kl_cls, plain),
-        _api(f"{cls}(exp(target),exp(input))", loss, _keras_kl_cls, log_t),
     ]
 
 
 def _activation_apis() -> list[Api]:
-    ka, ko = keras.activations, keras.ops
+    lse_doc = f"axis always passed: {keras_apis.AXIS_DEFAULT_ALL}"
+    act = keras_apis.activation
     return [
-        _api("tf.nn.softmax", "softmax", _activation(tf.nn.softmax, axis=True)),
-        _api("keras.ops.softmax", "softmax", _activation(ko.softmax, axis=True)),
-        _api("keras.activations.softmax", "softmax", _activation(ka.softmax, axis=True)),
-        _api("tf.nn.log_softmax", "log_softmax", _activation(tf.nn.log_softmax, axis=True)),
-        _api("keras.ops.log_softmax", "log_softmax", _activation(ko.log_softmax, axis=True)),
-        _api(
-            "keras.activations.log_softmax",
-            "log_softmax",
-            _activation(ka.log_softmax, axis=True),
-        ),
+        _api("tf.nn.softmax", "softmax", act(tf.nn.softmax, axis=True)),
+        _api("tf.nn.log_softmax", "log_softmax", act(tf.nn.log_softmax, axis=True)),
         _api(
             "tf.reduce_logsumexp",
             "logsumexp",
-            _activation(tf.reduce_logsumexp, axis=True, always=True),
-            doc=f"axis always passed: {_AXIS_DEFAULT_ALL}",
+            act(tf.reduce_logsumexp, axis=True, always=True),
+            doc=lse_doc,
         ),
-        _api(
-            "keras.ops.logsumexp",
-            "logsumexp",
-            _activation(ko.logsumexp, axis=True, always=True),
-            doc=f"axis always passed: {_AXIS_DEFAULT_ALL}",
-        ),
-        _api("tf.math.sigmoid", "sigmoid", _activation(tf.math.sigmoid)),
-        _api("keras.ops.sigmoid", "sigmoid", _activation(ko.sigmoid)),
-        _api("keras.activations.sigmoid", "sigmoid", _activation(ka.sigmoid)),
-        _api("tf.math.log_sigmoid", "log_sigmoid", _activation(tf.math.log_sigmoid)),
-        _api("keras.ops.log_sigmoid", "log_sigmoid", _activation(ko.log_sigmoid)),
-        _api("keras.activations.log_sigmoid", "log_sigmoid", _activation(ka.log_sigmoid)),
+        _api("tf.math.sigmoid", "sigmoid", act(tf.math.sigmoid)),
+        _api("tf.math.log_sigmoid", "log_sigmoid", act(tf.math.log_sigmoid)),
     ]
 
 
 def _token_apis() -> list[Api]:
     return [
         _api(_TOKEN_TF, "token_cross_entropy", _token_tf),
-        _api(_TOKEN_KERAS, "token_cross_entropy", _token_keras),
         _api(f"tf.exp({_TOKEN_TF})", "perplexity", _perplexity(_token_tf, tf.exp)),
-        _api(
-            f"keras.ops.exp({_TOKEN_KERAS})",
-            "perplexity",
-            _perplexity(_token_keras, keras.ops.exp),
-        ),
     ]
 
 
+#: tf.nn / tf.math rows, then Keras's (shared with keras-jax and keras-torch), per loss
 APIS: list[Api] = [
     *_softmax_ce_apis(),
-    *_categorical_apis(),
+    *keras_apis.softmax_ce_apis(_keras_api),
+    *keras_apis.categorical_apis(_keras_api),
     _api("(no NLL API in TensorFlow/Keras)", "nll", _unsupported(_NO_NLL), doc=_NO_NLL),
     *_binary_apis(),
-    *_kl_apis(),
+    *keras_apis.binary_apis(_keras_api),
+    *keras_apis.kl_apis(_keras_api),
     *_token_apis(),
+    *keras_apis.token_apis(_keras_api),
     *_activation_apis(),
+    *keras_apis.activation_apis(_keras_api),
 ]
 
 

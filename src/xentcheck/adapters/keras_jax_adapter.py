@@ -1,0 +1,145 @@
+"""Keras 3 on its JAX backend (framework ``keras-jax``): the rows of :mod:`keras_apis`.
+
+Keras picks its backend once, when it is first imported, from ``KERAS_BACKEND``: this
+module sets it to ``jax`` before importing keras and refuses to load in a process where
+keras was already imported with another backend (each framework runs in its own worker
+process, so this only bites a user importing two Keras adapters into one interpreter).
+float64 needs ``jax_enable_x64``, switched on before keras sees JAX.
+
+Gradients are JAX's own: ``jax.vjp`` of the Keras call (run eagerly, op by op, as in a
+Keras program that is not compiled) with the call's cotangent, in the dtype under test.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+
+os.environ["KERAS_BACKEND"] = "jax"
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported  # noqa: E402
+from xentcheck.adapters.keras_apis import Builder, keras_apis, keras_versions  # noqa: E402
+from xentcheck.dtypes import numpy_dtype  # noqa: E402
+from xentcheck.harness.results import cpu_name  # noqa: E402
+
+if keras.backend.backend() != "jax":
+    raise ImportError(
+        f"keras was imported with the {keras.backend.backend()!r} backend before the "
+        "keras-jax adapter; run it in its own process (xentcheck run does)"
+    )
+
+__all__ = ["APIS", "FRAMEWORK"]
+
+
+def _gpus() -> list:
+    try:
+        return list(jax.devices("gpu"))
+    except RuntimeError:
+        return []
+
+
+def _gpu_missing_reason() -> str | None:
+    if _gpus():
+        return None
+    return "no GPU visible to JAX (jax.devices('gpu') is empty or jaxlib has no CUDA backend)"
+
+
+def _device(call: Call):
+    if call.device == "cpu":
+        return jax.devices("cpu")[0]
+    if call.device == "gpu":
+        gpus = _gpus()
+        if not gpus:
+            raise Unsupported(_gpu_missing_reason())
+        return gpus[0]
+    raise Unsupported(f"unknown device {call.device!r}")
+
+
+def _array(a: np.ndarray, dtype: str, device):
+    a = np.asarray(a)
+    if a.dtype.kind == "b":
+        host = a.astype(np.bool_)
+    elif a.dtype.kind in "iu":
+        host = a.astype(np.int64)
+    else:  # already rounded to ``dtype`` by the harness, so the cast is exact
+        host = np.asarray(a, dtype=np.float64).astype(numpy_dtype(dtype))
+    return jax.device_put(host, device)
+
+
+def execute(call: Call, build: Builder) -> Output:
+    """Value and ``jax.vjp`` of ``build`` on the call's inputs, as float64 arrays."""
+    device = _device(call)
+    try:
+        numpy_dtype(call.dtype)
+    except ValueError:
+        raise Unsupported(f"JAX has no dtype {call.dtype!r}") from None
+    arrays = {k: _array(v, call.dtype, device) for k, v in call.inputs.items() if v is not None}
+    diff = {
+        k: arrays[k]
+        for k in call.grad_inputs
+        if k in arrays and np.issubdtype(arrays[k].dtype, np.inexact)
+    }
+    const = {k: v for k, v in arrays.items() if k not in diff}
+    with keras.device("gpu:0" if call.device == "gpu" else "cpu:0"):
+        if not diff:
+            value = build(const, call)
+            return Output(value=np.asarray(value, dtype=np.float64), out_dtype=str(value.dtype))
+        value, pullback = jax.vjp(lambda d: build({**const, **d}, call), diff)
+        out = Output(value=np.asarray(value, dtype=np.float64), out_dtype=str(value.dtype))
+        cot = np.asarray(call.cotangent, dtype=np.float64)
+        if tuple(cot.shape) != tuple(value.shape):
+            out.note = (
+                f"output shape {tuple(value.shape)} differs from the reference's "
+                f"{tuple(cot.shape)}: no gradients taken"
+            )
+            return out
+        (grads,) = pullback(jax.numpy.asarray(cot, dtype=value.dtype))
+    out.grads = {k: np.asarray(g, dtype=np.float64) for k, g in grads.items()}
+    return out
+
+
+def make_api(name: str, loss: str, build: Builder, applies, doc: str) -> Api:
+    def run(call: Call) -> Output:
+        return execute(call, build)
+
+    run.__name__ = f"run_{name}"
+    if applies is None:
+        return Api(name=name, loss=loss, run=run, doc=doc)
+    return Api(name=name, loss=loss, run=run, applies=applies, doc=doc)
+
+
+APIS: list[Api] = keras_apis(make_api)
+
+
+def _versions() -> dict[str, str]:
+    import jaxlib
+
+    return {
+        **keras_versions(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _devices() -> dict[str, str | None]:
+    gpus = _gpus()
+    gpu = (getattr(gpus[0], "device_kind", None) or str(gpus[0])) if gpus else None
+    return {"cpu": f"{cpu_name()} (keras on jax)", "gpu": gpu}
+
+
+FRAMEWORK = Framework(
+    name="keras-jax",
+    apis=APIS,
+    versions=_versions,
+    devices=_devices,
+    gpu_missing_reason=_gpu_missing_reason,
+)
