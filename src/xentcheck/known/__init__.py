@@ -7,18 +7,33 @@ to the framework's documentation or issue. Predicates are specific: they check t
 condition the documentation states (an input probability below 1e-7 for a clip at 1e-7,
 say), so a difference the entry does not explain stays a ``mismatch``.
 
-Entries live in one module per framework (``known/torch.py`` ...) as ``ENTRIES`` lists.
+An entry may name the framework versions it applies to (``versions=">=2.1,<2.14"``, a
+packaging specifier on the framework's main package, or ``"optax<0.2.5"`` for another
+package); a finding from a version outside the range is not explained by it, and
+:func:`not_reproduced` lists the entries that apply to a run's versions but matched none
+of its rows (fixed upstream, say). An entry without ``versions`` applies to every version.
+
+Entries live in one module per framework (``known/torch.py`` ...) as ``ENTRIES`` lists;
+a framework named ``X`` finds ``xentcheck.known.X`` when that module exists.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import importlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import importlib.metadata
+import importlib.util
+import re
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 
 @dataclass(frozen=True)
@@ -28,6 +43,8 @@ class Finding:
     inputs are the dtype-rounded inputs (float64 / int64 / bool); expected is the golden
     array for ``quantity`` (None when the reference raised); actual is the framework's
     array (None when it raised; then ``error`` holds ``"ExcType: message"``).
+    versions are the framework's package versions of the run (``Framework.versions()``,
+    ``{"torch": "2.13.0+cpu", ...}``); when empty, the installed versions are looked up.
     """
 
     framework: str
@@ -43,11 +60,22 @@ class Finding:
     actual: np.ndarray | None
     error: str | None
     expect_error: bool
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+
+#: framework name -> the package a bare ``versions`` specifier refers to
+MAIN_PACKAGE: dict[str, str] = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
 
 
 @dataclass(frozen=True)
 class Known:
-    """A documented difference."""
+    """A documented difference.
+
+    versions: the versions it applies to: a specifier set on the framework's main
+              package (``">=2.1,<2.14"``) or a requirement naming the package
+              (``"optax<0.2.5"``, ``"keras>=3"``); empty: every version. State a range
+              only where the framework's changelog, docs or issue tracker does.
+    """
 
     id: str
     framework: str
@@ -56,11 +84,42 @@ class Known:
     link: str
     when: Callable[[Finding], bool]
     statuses: tuple[str, ...] = ("mismatch", "nonfinite", "error")
+    versions: str = ""
+
+    def __post_init__(self) -> None:
+        if self.versions:
+            self.version_range()  # a malformed range fails at import, not mid-run
+
+    def version_range(self) -> tuple[str, SpecifierSet] | None:
+        """(package, specifier set) of ``versions``, or None for every version."""
+        if not self.versions:
+            return None
+        return _parse_range(self.versions, MAIN_PACKAGE.get(self.framework, self.framework))
+
+    def applies_to(self, versions: Mapping[str, str] | None = None) -> bool:
+        """True when the package version (from ``versions``, else the installed one) is in
+        the entry's range; an entry without a range, or an unknown version, applies."""
+        rng = self.version_range()
+        if rng is None:
+            return True
+        package, spec = rng
+        version = (versions or {}).get(package) or installed_version(package)
+        if version is None:
+            return True
+        try:
+            return spec.contains(Version(version), prereleases=True)
+        except InvalidVersion:
+            return True
+
+    def covers_api(self, api: str) -> bool:
+        return any(api == p or fnmatch.fnmatchcase(api, p) for p in self.apis)
 
     def matches(self, f: Finding) -> bool:
         if f.framework != self.framework or f.status not in self.statuses:
             return False
-        if not any(f.api == p or fnmatch.fnmatchcase(f.api, p) for p in self.apis):
+        if not self.covers_api(f.api):
+            return False
+        if not self.applies_to(f.versions):
             return False
         try:
             return bool(self.when(f))
@@ -68,17 +127,50 @@ class Known:
             return False
 
 
-_MODULES = ("torch", "tensorflow", "jax")
+def _parse_range(text: str, default_package: str) -> tuple[str, SpecifierSet]:
+    text = text.strip()
+    try:
+        if text[:1].isalpha():
+            req = Requirement(text)
+            return req.name, req.specifier
+        return default_package, SpecifierSet(text)
+    except (InvalidRequirement, InvalidSpecifier) as exc:
+        raise ValueError(
+            f"versions={text!r}: not a version range; write e.g. '>=2.1,<2.14' or 'optax<0.2.5'"
+        ) from exc
+
+
+@cache
+def installed_version(package: str) -> str | None:
+    """The version of ``package`` here: its imported module's ``__version__``, else the
+    installed distribution's (``tensorflow`` is found as ``tensorflow-cpu`` too)."""
+    module = sys.modules.get(package)
+    version = getattr(module, "__version__", None)
+    if isinstance(version, str):
+        return version
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    for dist in importlib.metadata.packages_distributions().get(package, []):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 _cache: dict[str, list[Known]] = {}
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def entries(framework: str) -> list[Known]:
-    """The entries for ``framework`` (empty when it has none)."""
+    """The entries for ``framework``: ``xentcheck.known.<framework>.ENTRIES`` (empty when
+    there is no such module)."""
     if framework not in _cache:
-        if framework in _MODULES:
-            _cache[framework] = list(
-                importlib.import_module(f"xentcheck.known.{framework}").ENTRIES
-            )
+        module = f"xentcheck.known.{framework}"
+        if _MODULE_NAME.match(framework) and importlib.util.find_spec(module) is not None:
+            _cache[framework] = list(importlib.import_module(module).ENTRIES)
         else:
             _cache[framework] = []
     return _cache[framework]
@@ -90,3 +182,58 @@ def explain(f: Finding) -> Known | None:
         if k.matches(f):
             return k
     return None
+
+
+#: the status :func:`not_reproduced` reports
+NOT_REPRODUCED = "fixed (no longer reproduces)"
+
+
+def not_reproduced(
+    headers: Iterable[Mapping[str, Any]], rows: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Entries that apply to a run's framework versions and whose APIs the run exercised,
+    but that explained none of its rows: the difference no longer reproduces.
+
+    headers: the run headers of the results files (``header["frameworks"][fw]["versions"]``);
+    rows: their result rows. Only frameworks named in a header are judged, with that
+    header's versions. A run of a subset of the suite can leave an entry's triggering
+    case out: read the list next to what ran (it is exact for a run of the full suite).
+    Returns one dict per entry, sorted by framework and id: ``id``, ``framework``,
+    ``versions`` (the run's version of the package the entry is about), ``range``,
+    ``apis`` (the exercised APIs it covers), ``explanation``, ``link``, ``status``.
+    """
+    versions: dict[str, dict[str, str]] = {}
+    for h in headers:
+        for fw, info in (h.get("frameworks") or {}).items():
+            versions.setdefault(fw, {}).update((info or {}).get("versions") or {})
+    exercised: dict[str, set[str]] = {fw: set() for fw in versions}
+    seen: set[tuple[str, str]] = set()
+    for r in rows:
+        fw = r.get("framework")
+        if fw in exercised and r.get("api"):
+            exercised[fw].add(r["api"])
+        if r.get("known_id"):
+            seen.add((fw, r["known_id"]))
+    out = []
+    for fw in sorted(versions):
+        for k in entries(fw):
+            if (fw, k.id) in seen or not k.applies_to(versions[fw]):
+                continue
+            apis = sorted(a for a in exercised[fw] if k.covers_api(a))
+            if not apis:
+                continue
+            rng = k.version_range()
+            package = rng[0] if rng else MAIN_PACKAGE.get(fw, fw)
+            out.append(
+                {
+                    "id": k.id,
+                    "framework": fw,
+                    "versions": {package: versions[fw].get(package, "")},
+                    "range": k.versions or "all versions",
+                    "apis": apis,
+                    "explanation": k.explanation,
+                    "link": k.link,
+                    "status": NOT_REPRODUCED,
+                }
+            )
+    return out
