@@ -250,7 +250,7 @@ def _header(frameworks, case_paths, cases_sha, parts: Parts, sup: Supervisor, sk
         timing = {k: round(sum(st.get(k, 0) for st in stats), 3) for k in
                   ("api_s", "reference_s", "compile_s", "golden_hits", "golden_misses")}  # fmt: skip
         info["timing"] = {"worker_wall_s": round(parts.wall_s.get(fw, 0.0), 3), **timing,
-                          "instances": len(stats), "worker_restarts": sup.restarts[fw]}  # fmt: skip
+                          "instances": len(stats), "workers_replaced": sup.replaced[fw]}  # fmt: skip
     if len(frameworks) == 1:
         header["framework"] = names.get(frameworks[0], frameworks[0])
     return header

@@ -124,7 +124,8 @@ class Supervisor:
     stop: threading.Event = field(default_factory=threading.Event)
     #: rows for workers that never got to an instance (not persisted: retried on resume)
     setup_failures: list[Row] = field(default_factory=list)
-    restarts: collections.Counter = field(default_factory=collections.Counter)
+    #: framework -> workers lost to a crash, a timeout or a poisoned GPU context
+    replaced: collections.Counter = field(default_factory=collections.Counter)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -151,10 +152,8 @@ class Supervisor:
         """Run ``unit`` to the end, replacing workers that die, hang or poison their GPU."""
         remaining = list(unit.indices)
         while remaining and not self.stop.is_set():
-            outcome = self._run_worker(unit.framework, remaining)
-            if outcome is None:  # could not start: already recorded
+            if self._run_worker(unit.framework, remaining) is None:  # never started: recorded
                 return
-            self.restarts[unit.framework] += bool(remaining)
 
     def _run_worker(self, fw: str, remaining: list[int]) -> bool | None:
         """One worker over ``remaining`` (done indices are removed); None when it never started."""
@@ -243,6 +242,7 @@ class Supervisor:
             return None
         if current is None and code in (0, POISONED_EXIT) and not timed_out:
             self._record([], fw, None, wall)
+            self.replaced[fw] += code == POISONED_EXIT
             return True
         if current is None:  # died or hung between instances: blame the next one
             if not remaining:
@@ -259,6 +259,7 @@ class Supervisor:
             msg = f"worker {describe_exit(code)}{where}; last output: {last}"
             row = fault_row(name, instance, at, "crash", msg)
         self._record([row], fw, current, wall)
+        self.replaced[fw] += 1
         remaining.remove(current)
         self.progress.advance(fw)
         self.progress.message(f"xentcheck: {name}: {row['status']} on {instance.name}: {msg[:200]}")
