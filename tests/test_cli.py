@@ -1,8 +1,10 @@
 """The command line: exit statuses, one-line errors, case listing."""
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,78 @@ def test_broken_case_file_exits_2_without_traceback(tmp_path):
         == f"xentcheck: error: {bad}:4: ragged literal: every row must have the same length"
     )
     assert not (tmp_path / "r.jsonl").exists()
+
+
+TAGGED = """\
+cases:
+  - id: picked
+    loss: sigmoid
+    inputs: {x: [0.5, -0.5]}
+    dtypes: [float64]
+    tags: [picked]
+  - id: plain
+    loss: sigmoid
+    inputs: {x: [0.25]}
+    dtypes: [float64]
+  - id: huge
+    loss: sigmoid
+    inputs: {x: [0.75]}
+    dtypes: [float64]
+    tags: [large-vocab, picked]
+  - id: rejected
+    loss: softmax_cross_entropy
+    inputs: {logits: [[0.1, 0.2, 0.3]], target: [7]}
+    dtypes: [float32]
+"""
+
+
+def test_case_tags_skip_tag_case_files_and_behaviour(tmp_path):
+    from xentcheck.harness.results import read_results
+
+    (tmp_path / "cases").mkdir()
+    (tmp_path / "cases" / "t.yaml").write_text(TAGGED)
+    out = tmp_path / "r.jsonl"
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "xentcheck.cli", "run", "--cases", str(tmp_path / "cases"), "--out", str(out),
+         "--framework", "torch", "--adapter", "tests.harness.faulty_adapter:PICKY", "--skip-tag", "large-vocab",
+         "--quiet"],
+        capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(root)}, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (header,), rows = read_results(out)
+    assert header["case_files"] == {"t.yaml": TAGGED}
+    assert header["cases_root"] == str(tmp_path / "cases")
+    assert header["skip_tags"] == ["large-vocab"]
+    seen = {(r["framework"], r["case"]) for r in rows}
+    # --skip-tag drops t/huge everywhere; picky runs only its tagged case
+    assert seen == {
+        ("torch", "t/picked"),
+        ("torch", "t/plain"),
+        ("torch", "t/rejected"),
+        ("picky", "t/picked"),
+    }
+    rejected = [r for r in rows if r["case"] == "t/rejected"]
+    assert rejected and all(r["behaviour"] == "raised IndexError" for r in rejected), rejected
+    assert all("behaviour" not in r for r in rows if r["case"] != "t/rejected")
+
+
+def test_bad_adapter_spec_and_bad_timeout_are_one_line_errors(capsys):
+    assert main(["run", "--adapter", "no_such_module_xyz:F", "--out", "x.jsonl"]) == 2
+    assert main(["run", "--adapter", "nocolon", "--out", "x.jsonl"]) == 2
+    assert main(["run", "--framework", "torch", "--timeout", "0", "--out", "x.jsonl"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "xentcheck: error: --adapter no_such_module_xyz:F: no module 'no_such_module_xyz' on the Python path",
+        "xentcheck: error: --adapter nocolon: write it as MODULE:ATTRIBUTE",
+        "xentcheck: error: --timeout must be a positive number of seconds",
+    ]
+
+
+def test_schema_prints_the_case_schema_as_json(capsys):
+    import json
+
+    pytest.importorskip("xentcheck.harness.schema")
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert isinstance(schema, dict) and schema

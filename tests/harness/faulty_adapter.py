@@ -10,6 +10,7 @@ Loaded with ``xentcheck run --adapter tests.harness.faulty_adapter:FRAMEWORK``.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import time
 
@@ -52,3 +53,6 @@ FRAMEWORK = Framework(
     versions=lambda: {"numpy": np.__version__},
     devices=lambda: {"cpu": "the test's CPU", "gpu": None},
 )
+
+#: the same APIs, run only on cases tagged ``picked`` (Framework.case_tags)
+PICKY = dataclasses.replace(FRAMEWORK, name="picky", case_tags=frozenset({"picked"}))
