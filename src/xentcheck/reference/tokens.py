@@ -233,9 +233,10 @@ def perplexity(logits, target, mask=None, *, ignore_index: int | None = None):
     return np.asarray(ppl, dtype=np.float64), {"logits": g.reshape(np.shape(logits))}
 
 
-#: Default elements per block of the chunked path: 4 Mi float64 elements (32 MiB) per
-#: temporary, about 0.3 GiB of temporaries in all with the gradient.
-CHUNK_ELEMENTS = 1 << 22
+#: Default elements per block of the chunked path: 1 Mi float64 elements (8 MiB) per
+#: temporary, under 0.1 GiB of temporaries in all with the gradient (and the fastest
+#: block size measured at vocabularies of 131072: fewer NumPy calls, temporaries in cache).
+CHUNK_ELEMENTS = 1 << 20
 
 
 def token_cross_entropy_chunked(
