@@ -102,17 +102,16 @@ def harness_seconds(frameworks: list[str], cases: list[str], common: list[str], 
     return wall
 
 
-def available() -> list[str]:
-    """The built-in frameworks installed here."""
-    from xentcheck.adapters import FRAMEWORKS
+#: the frameworks of the main job (tox's envlist): the default
+MAIN_JOB = ("torch", "tensorflow", "jax")
 
-    try:
-        from xentcheck.adapters import available_frameworks
 
-        names = available_frameworks()
-    except ImportError:
-        names = list(FRAMEWORKS)
-    return [n for n in names if n in FRAMEWORKS]
+def available(every: bool) -> list[str]:
+    """The main job's frameworks installed here (``every``: every installed built-in)."""
+    from xentcheck.adapters import FRAMEWORKS, available_frameworks
+
+    names = [n for n in available_frameworks() if n in FRAMEWORKS]
+    return names if every else [n for n in names if n in MAIN_JOB]
 
 
 def log(msg: str) -> None:
@@ -213,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="a subset of cases, a smaller LLM shape")
     p.add_argument("--out", default=str(ROOT / "reports" / "bench.json"))
-    p.add_argument("--framework", action="append", help="default: every installed built-in")
+    p.add_argument("--framework", action="append", help="default: torch, tensorflow, jax")
+    p.add_argument("--all-frameworks", action="store_true", help="every installed built-in adapter")
     p.add_argument("--cases", action="append", help="default: cases/ (quick: a few files)")
     p.add_argument("--dtype", action="append")
     p.add_argument("--device", default="all", choices=["cpu", "gpu", "all"])
@@ -247,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="xentcheck-bench-") as tmp:
         if not a.no_frameworks:
             doc.update(
-                run_frameworks(a.framework or available(), cases, common, bare_args, Path(tmp))
+                run_frameworks(
+                    a.framework or available(a.all_frameworks), cases, common, bare_args, Path(tmp)
+                )
             )
     if not a.no_llm:
         doc["llm_reference"] = run_llm(rows, vocab)
