@@ -18,7 +18,9 @@ goldens are computed once per instance and dtype in each process (a small LRU ca
 items of one instance are adjacent).
 
 Options: ``--xentcheck-framework NAME`` (repeatable; a built-in name, an installed
-adapter's name, or ``module:attribute``; default: every framework importable here),
+adapter's name, or ``module:attribute``; default: every framework importable here that
+can share this process: Keras on the JAX or torch backend needs a pytest run of its own,
+``--xentcheck-framework keras-jax``),
 ``--xentcheck-dtype D`` (repeatable), ``--xentcheck-device cpu|gpu|all``.
 
 Registered through the ``pytest11`` entry point in ``pyproject.toml``.
@@ -78,7 +80,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         metavar="NAME",
         help="framework adapter to run: a built-in name, an installed adapter, or "
-        "module:attribute (repeatable; default: every framework importable here)",
+        "module:attribute (repeatable; default: every framework importable here, "
+        "but keras-jax and keras-torch, which need a pytest process of their own)",
     )
     group.addoption(
         "--xentcheck-dtype",
@@ -151,7 +154,7 @@ class State:
         from xentcheck.harness.results import run_header
 
         explicit = bool(self.names)
-        names = list(dict.fromkeys(self.names or available_frameworks()))
+        names = list(dict.fromkeys(self.names or available_frameworks(one_process=True)))
         out = []
         for name in names:
             try:

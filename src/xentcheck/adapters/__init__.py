@@ -20,6 +20,7 @@ from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported
 __all__ = [
     "ENTRY_POINT_GROUP",
     "FRAMEWORKS",
+    "OWN_PROCESS",
     "REQUIRES",
     "Api",
     "Call",
@@ -39,6 +40,9 @@ FRAMEWORKS: dict[str, str] = {
     "onnxruntime": "xentcheck.adapters.onnxruntime_adapter",
     "keras-jax": "xentcheck.adapters.keras_jax_adapter",
     "keras-torch": "xentcheck.adapters.keras_torch_adapter",
+    "torch-compile": "xentcheck.adapters.torch_compile_adapter",
+    "tensorflow-xla": "xentcheck.adapters.tensorflow_xla_adapter",
+    "jax-eager": "xentcheck.adapters.jax_eager_adapter",
 }
 
 #: built-in framework name -> top-level modules it needs (checked without importing them);
@@ -47,7 +51,15 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "torch": ("torch",),
     "tensorflow": ("tensorflow", "keras"),
     "jax": ("jax", "optax"),
+    "onnxruntime": ("onnxruntime", "onnx"),
+    "keras-jax": ("keras", "jax"),
+    "keras-torch": ("keras", "torch"),
 }
+
+#: built-ins that cannot share a Python process with the others (Keras picks its backend
+#: once per process, at import): the runner gives every framework its own worker anyway;
+#: in-process users (the pytest plugin) run these only when asked for by name
+OWN_PROCESS: frozenset[str] = frozenset({"keras-jax", "keras-torch"})
 
 #: the entry-point group through which installed packages register adapters
 ENTRY_POINT_GROUP = "xentcheck.adapters"
@@ -75,13 +87,16 @@ def _importable(module: str) -> bool:
         return False
 
 
-def available_frameworks() -> list[str]:
+def available_frameworks(one_process: bool = False) -> list[str]:
     """Names of the adapters usable here, without importing any framework.
 
     Built-ins whose packages are installed (in registry order), then the entry-point
-    adapters of installed packages (by name).
+    adapters of installed packages (by name). ``one_process``: only those that can all be
+    loaded into one Python process (leaves out :data:`OWN_PROCESS`).
     """
     names = [n for n in FRAMEWORKS if all(map(_importable, REQUIRES.get(n, (n,))))]
+    if one_process:
+        names = [n for n in names if n not in OWN_PROCESS]
     return names + list(entry_point_adapters())
 
 

@@ -1,0 +1,243 @@
+"""The pytest plugin over tiny case folders, with real torch (and JAX): ids, -k, xfail for
+known differences, failure messages, --lf, --junitxml, pytest-xdist, golden caching."""
+
+from __future__ import annotations
+
+import importlib.util
+import textwrap
+import xml.etree.ElementTree as ET
+
+import pytest
+
+pytest.importorskip("torch")
+
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.torch
+
+TORCH = ["--xentcheck-framework", "torch", "-p", "no:randomly"]
+
+# two sweep points x two dtypes; torch has two APIs (functional and module) for it
+SMALL = """
+cases:
+  - id: small
+    loss: softmax_cross_entropy
+    description: Ordinary logits.
+    inputs:
+      logits: [[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]]
+      target: [2, 0]
+    params: {reduction: [none, mean]}
+    dtypes: [float64, float32]
+"""
+
+# a +inf logit: torch returns NaN, a documented difference (torch-softmax-plus-inf)
+PLUS_INF = """
+cases:
+  - id: plus-inf
+    loss: softmax_cross_entropy
+    inputs:
+      logits: [[.inf, 0.0, 1.0], [1.0, 2.0, 3.0]]
+      target: [0, 2]
+    params: {reduction: none}
+    dtypes: [float64]
+"""
+
+# bfloat16 at a tolerance of 0: torch's result must differ (an undocumented mismatch)
+TIGHT = """
+cases:
+  - id: tight
+    loss: softmax_cross_entropy
+    description: bfloat16 at zero tolerance.
+    inputs:
+      logits: {random: normal, shape: [4, 50], scale: 3.0, seed: 1}
+      target: {random: labels, shape: [4], classes: 50, seed: 2}
+    params: {reduction: mean}
+    dtypes: [bfloat16]
+    tolerance: {rtol: 0.0, atol: 0.0}
+"""
+
+
+def _ids(result: pytest.RunResult) -> list[str]:
+    return [line for line in result.outlines if "::" in line and not line.startswith(" ")]
+
+
+def test_case_files_collect_readable_ids(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", small=SMALL)
+    result = pytester.runpytest("--collect-only", "-q", *TORCH)
+    ids = _ids(result)
+    assert len(ids) == 2 * 2 * 2  # APIs x dtypes x sweep points
+    assert (
+        "small.yaml::small::torch.nn.functional.cross_entropy::float32::cpu[reduction=mean]" in ids
+    )
+    assert "small.yaml::small::torch.nn.CrossEntropyLoss::float64::cpu[reduction=none]" in ids
+
+
+def test_items_pass_and_select_with_k_and_node_ids(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", small=SMALL)
+    pytester.runpytest(*TORCH).assert_outcomes(passed=8)
+    result = pytester.runpytest("-k", "CrossEntropyLoss and float32", *TORCH)
+    result.assert_outcomes(passed=2, deselected=6)
+    # a node id copied from the output selects exactly that item (the sweep is its
+    # parametrization); without the sweep it selects every sweep point
+    one = "small.yaml::small::torch.nn.CrossEntropyLoss::float32::cpu[reduction=mean]"
+    pytester.runpytest(one, *TORCH).assert_outcomes(passed=1)
+    pytester.runpytest(one.split("[")[0], *TORCH).assert_outcomes(passed=2)
+
+
+def test_dtype_option_narrows_items(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", small=SMALL)
+    result = pytester.runpytest("--collect-only", "-q", "--xentcheck-dtype", "float64", *TORCH)
+    ids = _ids(result)
+    assert len(ids) == 4 and all("::float64::" in i for i in ids)
+
+
+def test_known_difference_is_xfail_with_its_reason(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", plus_inf=PLUS_INF)
+    result = pytester.runpytest("-rx", *TORCH)
+    result.assert_outcomes(xfailed=2)
+    result.stdout.fnmatch_lines(["*XFAIL*plus-inf*known difference torch-softmax-plus-inf*"])
+    # --runxfail turns a known difference into a failure that shows it
+    result = pytester.runpytest("--runxfail", *TORCH)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*known difference torch-softmax-plus-inf*"])
+
+
+def test_mismatch_fails_with_expected_actual_and_rerun_line(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", tight=TIGHT)
+    result = pytester.runpytest(*TORCH)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*torch.nn.functional.cross_entropy on softmax_cross_entropy at bfloat16 (cpu)*",
+            "case: *tight.yaml:2 *",
+            "value: mismatch",
+            "*max_abs_err*max_rel_err*max_ulp*(rtol 0, atol 0)",
+            "*expected: [[]7.8*",
+            "*actual  : [[]7.8*",
+            "grad:logits: mismatch",
+            "*worst element*",
+            "reproduce:",
+            "*pytest tight.yaml::tight::torch.nn.functional.cross_entropy::bfloat16::cpu",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_last_failed_reruns_only_the_failures(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", small=SMALL, tight=TIGHT)
+    pytester.runpytest(*TORCH).assert_outcomes(passed=8, failed=2)
+    pytester.runpytest("--lf", *TORCH).assert_outcomes(failed=2, deselected=8)
+
+
+def test_junitxml_records_each_item_with_its_statuses(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", small=SMALL, tight=TIGHT)
+    pytester.runpytest("--junitxml=out.xml", *TORCH)
+    root = ET.parse(pytester.path / "out.xml").getroot()
+    cases = root.iter("testcase")
+    by_name = {(c.get("classname"), c.get("name")): c for c in cases}
+    assert len(by_name) == 10
+    failed = [k for k, c in by_name.items() if c.find("failure") is not None]
+    assert sorted(k[0] for k in failed) == [
+        "tight.yaml.tight.torch.nn.CrossEntropyLoss.bfloat16",
+        "tight.yaml.tight.torch.nn.functional.cross_entropy.bfloat16",
+    ]
+    props = {p.get("name"): p.get("value") for p in by_name[failed[0]].iter("property")}
+    assert props["value"] == "mismatch" and props["grad:logits"] == "mismatch"
+    assert float(props["value:max_ulp"]) > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="needs pytest-xdist")
+def test_xdist_runs_the_same_items(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", small=SMALL, tight=TIGHT, plus_inf=PLUS_INF)
+    result = pytester.runpytest_subprocess("-n", "2", *TORCH, timeout=300)
+    result.assert_outcomes(passed=8, failed=2, xfailed=2)
+
+
+def test_goldens_are_computed_once_per_instance_and_dtype(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import xentcheck.harness.worker as worker
+
+    calls: list[tuple[str, str]] = []
+    real = worker.golden_for
+
+    def counting(instance, inputs):
+        calls.append((instance.name, next(iter(inputs.values())).dtype.name))
+        return real(instance, inputs)
+
+    monkeypatch.setattr(worker, "golden_for", counting)
+    pytester.makefile(".yaml", small=SMALL)
+    pytester.runpytest_inprocess(*TORCH).assert_outcomes(passed=8)
+    assert len(calls) == 4  # 2 sweep points x 2 dtypes, shared by both APIs
+
+
+def test_reference_item_checks_expected_values(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".yaml",
+        pinned="""
+        cases:
+          - id: pinned
+            loss: softmax_cross_entropy
+            inputs: {logits: [[1.0, 2.0, 3.0]], target: [2]}
+            params: {reduction: mean}
+            dtypes: [float64]
+            expected: {value: 0.5}
+        """,
+    )
+    result = pytester.runpytest("-k", "reference", *TORCH)
+    result.assert_outcomes(failed=1, deselected=2)
+    result.stdout.fnmatch_lines(["*expected value from the case file vs the reference*"])
+
+
+def test_other_yaml_and_ordinary_tests_are_untouched(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", config="settings:\n  cases: 3\nname: not a case file\n")
+    pytester.makefile(".yml", other="cases:\n  - name: a different tool's cases\n")
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    result = pytester.runpytest("-q")
+    result.assert_outcomes(passed=1)
+    assert "xentcheck:" not in result.stdout.str()  # no framework was loaded
+
+
+def test_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", small=SMALL)
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    pytester.runpytest("-p", "no:xentcheck").assert_outcomes(passed=1)
+
+
+def test_broken_case_file_is_a_one_line_collection_error(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".yaml",
+        broken=textwrap.dedent(
+            """
+            cases:
+              - id: bad
+                loss: softmax_cross_entopy
+                inputs: {logits: [[1.0]], target: [0]}
+            """
+        ),
+    )
+    result = pytester.runpytest(*TORCH)
+    result.assert_outcomes(errors=1)
+    out = result.stdout.str()
+    assert "broken.yaml:3: cases[0].loss: unknown loss" in out and "softmax_cross_entopy" in out
+    assert "Traceback" not in out
+
+
+def test_unknown_framework_is_reported_once_per_file(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", small=SMALL)
+    result = pytester.runpytest("--xentcheck-framework", "nosuch")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*framework 'nosuch' cannot be loaded*unknown framework*"])
+
+
+@pytest.mark.jax
+def test_jax_items(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("optax")
+    pytester.makefile(".yaml", small=SMALL)
+    result = pytester.runpytest("--xentcheck-framework", "jax", "--xentcheck-dtype", "float32")
+    ids_result = pytester.runpytest(
+        "--collect-only", "-q", "--xentcheck-framework", "jax", "--xentcheck-dtype", "float32"
+    )
+    ids = _ids(ids_result)
+    # optax's integer-label API is routed by reduction: one API per sweep point
+    assert ids and all("::optax." in i and "::float32::cpu[" in i for i in ids)
+    result.assert_outcomes(passed=len(ids))
