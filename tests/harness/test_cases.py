@@ -78,17 +78,17 @@ def test_defaults_are_merged(tmp_path):
 
 
 BAD = [
-    ("cases:\n  - id: x\n    loss: nope\n    inputs: {x: [1.0]}\n", 3, "unknown loss 'nope'"),
-    ("cases:\n  - id: x\n    loss: sigmoid\n    inputs: {y: [1.0]}\n", 4, "has no input 'y'"),
+    ("cases:\n  - id: x\n    loss: nope\n    inputs: {x: [1.0]}\n", 3, "unknown loss 'nope'; use one of: softmax_cross_entropy"),
+    ("cases:\n  - id: x\n    loss: sigmoid\n    inputs: {y: [1.0]}\n", 4, "unknown input 'y' (sigmoid takes inputs: x)"),
     (
         "cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [1.0]}\n    params: {axis: 1}\n",
         5,
-        "no parameter 'axis'",
+        "unknown parameter 'axis' (sigmoid takes parameters: none)",
     ),
     (
         "cases:\n  - id: x\n    loss: nll\n    inputs: {log_probs: [[0.0]], target: [0]}\n    params: {reduction: avg}\n",
         5,
-        "is not one of",
+        "unknown reduction 'avg'; use one of: none, sum, mean",
     ),
     ("cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [[1.0], [1.0, 2.0]]}\n", 4, "ragged"),
     (
@@ -105,7 +105,7 @@ BAD = [
     (
         "cases:\n  - id: x\n    loss: sigmoid\n    inputs:\n      x: {random: normal, shape: [2, -1]}\n",
         5,
-        "negative dimension",
+        "shape[1]: -1 is below the minimum 0",
     ),
     (
         "cases:\n  - id: x\n    loss: sigmoid\n    inputs:\n      x: {random: normal, shape: [100000, 100000]}\n",
@@ -115,7 +115,7 @@ BAD = [
     (
         "cases:\n  - id: x\n    loss: sigmoid\n    inputs:\n      x: {random: gauss, shape: [2]}\n",
         5,
-        "unknown generator",
+        "unknown generator 'gauss'",
     ),
     (
         "cases:\n  - id: x\n    loss: nll\n    inputs: {log_probs: [[0.0]], target: [0.5]}\n",
@@ -125,25 +125,25 @@ BAD = [
     (
         "cases:\n  - id: x\n    loss: softmax_cross_entropy\n    inputs: {logits: [[0.0]]}\n",
         4,
-        "missing input 'target'",
+        "cases[0].inputs: missing 'target'",
     ),
     (
         "cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [1.0]}\n    dtypes: [float8]\n",
         5,
-        "unknown dtype",
+        "cases[0].dtypes[0]: unknown dtype 'float8'",
     ),
     (
         "cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [1.0]}\n    colour: red\n",
         5,
-        "unknown case field",
+        "unknown field 'colour'",
     ),
-    ("cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [a, b]}\n", 4, "only numbers"),
+    ("cases:\n  - id: x\n    loss: sigmoid\n    inputs: {x: [a, b]}\n", 4, "inputs.x[0]: 'a' is not a number or a list"),
     ("cases: [\n", None, "invalid YAML"),
     ("just text\n", 1, "top level"),
     (
         "cases:\n  - id: x\n    loss: softmax_cross_entropy\n    inputs: {logits: [[0.0]], target: [0]}\n    params: {label_smoothing: 2}\n",
         5,
-        "[0, 1]",
+        "label_smoothing: 2 is above the maximum 1",
     ),
 ]
 

@@ -1,8 +1,13 @@
 """Case files: loading, schema validation and sweep expansion.
 
 A case file is YAML with a top-level ``cases:`` list (and optional ``defaults:`` merged
-into every case). See DESIGN.md for the format; this module is its validator. Every
-violation is a :class:`CaseError` naming the file, the line and the fix.
+into every case). See DESIGN.md for the format. A file is read in three guarded steps,
+each refusing bad input before it costs memory: its size (:data:`MAX_FILE_BYTES`) and
+UTF-8 encoding; safe YAML with node-count and nesting limits
+(:mod:`xentcheck.harness.yamlnodes`); the JSON Schema ``case-schema.json``
+(:mod:`xentcheck.harness.schema`). This module then checks what a schema cannot say
+(ragged literals, the element count of a shape, an axis within a shape, unique ids).
+Every violation is a :class:`CaseError` naming the file, the line and the fix.
 
 ``load_cases(paths)`` returns :class:`Case` objects; ``expand(case)`` yields its
 :class:`Instance` objects, one per point of the parameter sweep. Inputs are materialised
@@ -23,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from xentcheck.dtypes import FLOAT_DTYPES
-from xentcheck.harness.errors import CaseError
+from xentcheck.harness import schema
+from xentcheck.harness.errors import CaseError, show
 from xentcheck.harness.generators import GENERATORS, MAX_ELEMENTS, derived_seed, generate
 from xentcheck.harness.yamlnodes import Map, Seq, load_located
 from xentcheck.reference import LOSSES
@@ -34,7 +40,7 @@ CASE_KEYS = {
 }  # fmt: skip
 FILE_KEYS = {"cases", "defaults"}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_FILE_BYTES = 4 * 1024 * 1024  # YAML parsing in Python costs ~100x the text in memory
 
 # parameter -> (accepted Python types, description for messages)
 PARAM_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
@@ -185,19 +191,28 @@ def load_file(file: Path, root: Path | None = None) -> list[Case]:
                 None,
                 f"file is {size} bytes; case files are limited to {MAX_FILE_BYTES} (use a generator for large inputs)",
             )
-        raw = file.read_bytes()
+        with file.open("rb") as f:  # the file may grow after stat(): read at most the limit
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        raise CaseError(path, None, f"cannot read: {exc.strerror}") from None
+        raise CaseError(path, None, f"cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise CaseError(
+            path,
+            None,
+            f"file is larger than {MAX_FILE_BYTES} bytes (use a generator for large inputs)",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise CaseError(path, line, "not UTF-8 text; save the file as UTF-8") from None
+    text = text.removeprefix("\ufeff")
     doc = load_located(text, path)
     if not isinstance(doc, Map):
         raise CaseError(
             path, getattr(doc, "line", 1), "top level must be a mapping with a 'cases:' list"
         )
+    schema.check_file(doc, path)
     _check_keys(doc, FILE_KEYS, path, "file")
     if "cases" not in doc or not isinstance(doc["cases"], Seq):
         raise CaseError(path, doc.line, "missing 'cases:' list")
@@ -210,7 +225,7 @@ def load_file(file: Path, root: Path | None = None) -> list[Case]:
     stem = str(file.relative_to(root).with_suffix("")) if root else file.stem
     ids: dict[str, int] = {}
     out = []
-    for entry in doc["cases"]:
+    for index, entry in enumerate(doc["cases"]):
         if not isinstance(entry, Map):
             raise CaseError(
                 path,
@@ -219,7 +234,9 @@ def load_file(file: Path, root: Path | None = None) -> list[Case]:
             )
         merged = Map({**defaults, **entry})
         merged.line = entry.line
-        merged.key_lines = {**{k: entry.line for k in defaults}, **entry.key_lines}
+        default_lines = getattr(defaults, "key_lines", {})
+        merged.key_lines = {**default_lines, **entry.key_lines}
+        schema.check_case(merged, path, index)
         case = _parse_case(merged, path, stem)
         if case.id in ids:
             raise CaseError(
@@ -236,7 +253,7 @@ def _check_keys(m: Map, allowed: set[str], path: str, what: str) -> None:
     for k in m:
         if k not in allowed:
             hint = ", ".join(sorted(allowed))
-            raise CaseError(path, m.line_of(k), f"unknown {what} field {k!r}; allowed: {hint}")
+            raise CaseError(path, m.line_of(k), f"unknown {what} field {show(k)}; allowed: {hint}")
 
 
 def _parse_case(m: Map, path: str, stem: str) -> Case:
@@ -249,27 +266,27 @@ def _parse_case(m: Map, path: str, stem: str) -> Case:
     loss = m.get("loss")
     if loss not in LOSSES:
         raise CaseError(
-            path, m.line_of("loss"), f"unknown loss {loss!r}; use one of: {', '.join(LOSSES)}"
+            path, m.line_of("loss"), f"unknown loss {show(loss)}; use one of: {', '.join(LOSSES)}"
         )
     spec = LOSSES[loss]
     description = m.get("description", "")
     if not isinstance(description, str):
         raise CaseError(path, m.line_of("description"), "'description' must be text")
     key = f"{stem}/{cid}"
-    inputs = _parse_inputs(m, spec, path, key)
+    expect_error = m.get("expect_error", False)
+    inputs = _parse_inputs(m, spec, path, key, expect_error is True)
     params, swept = _parse_params(m, spec, path)
     dtypes = _parse_str_list(m, "dtypes", path, allowed=FLOAT_DTYPES) or FLOAT_DTYPES
     tags = _parse_str_list(m, "tags", path)
-    expect_error = m.get("expect_error", False)
     if not isinstance(expect_error, bool):
         raise CaseError(path, m.line_of("expect_error"), "'expect_error' must be true or false")
-    expected = _parse_expected(m, path)
+    expected = _parse_expected(m, spec, path)
     tolerance = _parse_tolerance(m, path)
     return Case(key, cid, loss, description, inputs, params, swept, tuple(dtypes), tuple(tags),
                 expected, tolerance, expect_error, Source(path, m.line))  # fmt: skip
 
 
-def _parse_inputs(m: Map, spec, path: str, key: str) -> dict[str, InputDef]:
+def _parse_inputs(m: Map, spec, path: str, key: str, expect_error: bool) -> dict[str, InputDef]:
     raw = m.get("inputs")
     if not isinstance(raw, Map):
         raise CaseError(
@@ -283,17 +300,21 @@ def _parse_inputs(m: Map, spec, path: str, key: str) -> dict[str, InputDef]:
         line = raw.line_of(name)
         if name not in names:
             raise CaseError(
-                path, line, f"{spec.name} has no input {name!r}; its inputs are: {', '.join(names)}"
+                path,
+                line,
+                f"{spec.name} has no input {show(name)}; its inputs are: {', '.join(names)}",
             )
         kind = spec.input(name).kind
-        out[name] = _parse_input(value, kind, path, line, key, name)
+        out[name] = _parse_input(value, kind, path, line, key, name, expect_error)
     for i in spec.inputs:
         if i.required and i.name not in out:
             raise CaseError(path, raw.line, f"missing input {i.name!r} for {spec.name}")
     return out
 
 
-def _parse_input(value, kind: str, path: str, line: int, key: str, name: str) -> InputDef:
+def _parse_input(
+    value, kind: str, path: str, line: int, key: str, name: str, expect_error: bool = False
+) -> InputDef:
     if isinstance(value, Map):
         line = value.line
         if "fill" in value:
@@ -307,7 +328,7 @@ def _parse_input(value, kind: str, path: str, line: int, key: str, name: str) ->
             raise CaseError(
                 path,
                 line,
-                f"unknown generator {gen!r}; use random: one of {', '.join(GENERATORS)} (or fill:)",
+                f"unknown generator {show(gen)}; use random: one of {', '.join(GENERATORS)} (or fill:)",
             )
         g = GENERATORS[gen]
         shape = _parse_shape(value, path)
@@ -323,24 +344,32 @@ def _parse_input(value, kind: str, path: str, line: int, key: str, name: str) ->
                 raise CaseError(
                     path,
                     value.line_of(k),
-                    f"generator {gen!r} has no option {k!r}; allowed: {allowed}",
+                    f"generator {show(gen)} has no option {show(k)}; allowed: {allowed}",
                 )
             if not isinstance(v, g.options[k]) or isinstance(v, bool):
                 raise CaseError(
                     path,
                     value.line_of(k),
-                    f"option {k!r} of {gen!r} has the wrong type ({type(v).__name__})",
+                    f"option {k!r} of {show(gen)} has the wrong type ({type(v).__name__})",
+                )
+            if isinstance(v, float) and not math.isfinite(v):
+                raise CaseError(
+                    path,
+                    value.line_of(k),
+                    f"option {k!r} of {show(gen)} is {v}; generator options must be finite",
                 )
             options[k] = v
         for r in g.required:
             if r not in options:
-                raise CaseError(path, line, f"generator {gen!r} needs {r!r}")
+                raise CaseError(path, line, f"generator {show(gen)} needs {r!r}")
         if gen == "labels" and options["classes"] < 1:
             raise CaseError(path, value.line_of("classes"), "'classes' must be at least 1")
         if gen == "labels" and kind not in ("labels", "target"):
             raise CaseError(path, line, f"input {name!r} takes floating values, not labels")
         if gen in ("probabilities", "one_hot") and len(shape) == 0:
-            raise CaseError(path, line, f"generator {gen!r} needs a shape with at least one axis")
+            raise CaseError(
+                path, line, f"generator {show(gen)} needs a shape with at least one axis"
+            )
         if gen in ("probabilities", "one_hot"):
             axis = options.get("axis", 1)
             if not -len(shape) <= axis < len(shape):
@@ -348,8 +377,13 @@ def _parse_input(value, kind: str, path: str, line: int, key: str, name: str) ->
         return InputDef(generator=gen, shape=shape, seed=seed, options=options)
     if isinstance(value, Seq) or _is_number(value):
         arr = _literal(value, path, line)
-        if kind == "labels" and arr.dtype.kind == "f":
-            raise CaseError(path, line, f"input {name!r} holds class indices: write integers")
+        if kind == "labels" and arr.dtype.kind == "f" and not expect_error:
+            raise CaseError(
+                path,
+                line,
+                f"input {name!r} holds class indices: write integers "
+                "(or set expect_error: true to check that frameworks reject non-integer labels)",
+            )
         if kind in ("float", "weight"):
             arr = arr.astype(np.float64)
         return InputDef(literal=arr)
@@ -372,13 +406,17 @@ def _parse_shape(value: Map, path: str) -> tuple[int, ...]:
         raise CaseError(
             path,
             value.line_of("shape"),
-            f"shape {list(shape)} has {math.prod(shape)} elements; the limit is {MAX_ELEMENTS}",
+            f"shape {show(list(shape))} has {math.prod(shape)} elements; "
+            f"the limit is {MAX_ELEMENTS} (2 GiB of float64): use a smaller shape",
         )
     return tuple(shape)
 
 
 def _is_number(v) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _literal(value, path: str, line: int) -> np.ndarray:
@@ -390,15 +428,19 @@ def _literal(value, path: str, line: int) -> np.ndarray:
             raise CaseError(
                 path,
                 getattr(v, "line", line),
-                f"literal holds {v!r}; only numbers (.inf, -.inf, .nan allowed)",
+                f"literal holds {show(v)}; only numbers (.inf, -.inf, .nan allowed)",
+            )
+        elif isinstance(v, int) and not _INT64_MIN <= v <= _INT64_MAX:
+            raise CaseError(
+                path, line, f"integer {show(v)} does not fit in 64 bits; write it as a float"
             )
 
     check(value)
     try:
         arr = np.array(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise CaseError(path, line, "ragged literal: every row must have the same length") from None
-    if arr.dtype == object:
+    if arr.dtype == object or arr.dtype.kind not in "iuf":
         raise CaseError(path, line, "ragged literal: every row must have the same length")
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64)
@@ -420,7 +462,7 @@ def _parse_params(m: Map, spec, path: str) -> tuple[dict[str, list[Any]], tuple[
         if name not in spec.params:
             allowed = ", ".join(spec.params) or "none"
             raise CaseError(
-                path, line, f"{spec.name} has no parameter {name!r}; its parameters: {allowed}"
+                path, line, f"{spec.name} has no parameter {show(name)}; its parameters: {allowed}"
             )
         values = list(value) if isinstance(value, Seq) else [value]
         if not values:
@@ -428,11 +470,11 @@ def _parse_params(m: Map, spec, path: str) -> tuple[dict[str, list[Any]], tuple[
         types, what = PARAM_TYPES[name]
         for v in values:
             if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
-                raise CaseError(path, line, f"parameter {name!r} must be {what}, got {v!r}")
+                raise CaseError(path, line, f"parameter {name!r} must be {what}, got {show(v)}")
             choices = spec.choices.get(name)
             if choices and v not in choices:
                 raise CaseError(
-                    path, line, f"{name}={v!r} is not one of {', '.join(map(str, choices))}"
+                    path, line, f"{name}={show(v)} is not one of {', '.join(map(str, choices))}"
                 )
             if name == "label_smoothing" and not 0 <= v <= 1:
                 raise CaseError(path, line, f"label_smoothing={v} must lie in [0, 1]")
@@ -455,12 +497,12 @@ def _parse_str_list(m: Map, key: str, path: str, allowed: Iterable[str] | None =
         for v in value:
             if v not in allowed:
                 raise CaseError(
-                    path, m.line_of(key), f"unknown dtype {v!r}; use: {', '.join(allowed)}"
+                    path, m.line_of(key), f"unknown dtype {show(v)}; use: {', '.join(allowed)}"
                 )
     return list(value)
 
 
-def _parse_expected(m: Map, path: str) -> dict[str, Any] | None:
+def _parse_expected(m: Map, spec, path: str) -> dict[str, Any] | None:
     raw = m.get("expected")
     if raw is None:
         return None
@@ -475,6 +517,14 @@ def _parse_expected(m: Map, path: str) -> dict[str, Any] | None:
         grads = raw["grads"]
         if not isinstance(grads, Map):
             raise CaseError(path, raw.line_of("grads"), "'grads' must map input names to arrays")
+        names = [i.name for i in spec.inputs]
+        for k in grads:
+            if k not in names:
+                raise CaseError(
+                    path,
+                    grads.line_of(k),
+                    f"{spec.name} has no input {show(k)}; its inputs are: {', '.join(names)}",
+                )
         out["grads"] = {
             k: _literal(v, path, grads.line_of(k)).astype(np.float64) for k, v in grads.items()
         }
@@ -507,7 +557,7 @@ def _parse_tolerance(m: Map, path: str) -> dict[str, dict[str, float]]:
     for k, v in raw.items():
         if k not in FLOAT_DTYPES:
             raise CaseError(
-                path, raw.line_of(k), f"tolerance key {k!r} is neither rtol/atol nor a dtype"
+                path, raw.line_of(k), f"tolerance key {show(k)} is neither rtol/atol nor a dtype"
             )
         out[k] = one(v, raw.line_of(k))
     return out
