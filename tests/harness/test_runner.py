@@ -3,6 +3,7 @@
 import json
 
 from xentcheck.harness.plan import interleave, shard_counts
+from xentcheck.harness.progress import Progress
 from xentcheck.harness.results import REQUIRED_KEYS
 from xentcheck.harness.runner import exit_status
 from xentcheck.harness.supervisor import describe_exit, fault_row, read_parts
@@ -52,3 +53,36 @@ def test_read_parts_keeps_closed_instances_and_drops_a_torn_tail(tmp_path):
     rows, stats = parts.blocks[("torch", 0)]
     assert rows == [{"instance": "a", "status": "pass"}] and stats == {"api_s": 1.5}
     assert len(parts.headers) == 1
+
+
+def test_progress_is_one_redrawn_line_on_a_terminal_and_plain_lines_otherwise():
+    import io
+
+    tty = io.StringIO()
+    p = Progress({"torch": 4, "jax": 4}, {"jax": 2}, stream=tty, tty=True)
+    p.interval = 0
+    p.advance("torch")
+    p.message("xentcheck: a note")
+    p.advance("torch")
+    p.close()
+    text = tty.getvalue()
+    # drawn, cleared for the note, drawn, drawn at close: each in place, then a newline
+    assert text.count("\r\033[K") == 4 and text.endswith("\n")
+    assert "\r\033[Kxentcheck: a note\n" in text
+    last = text.rstrip("\n").split("\r\033[K")[-1]
+    assert last.startswith("xentcheck: [############------------] 4/8 instances  50%")
+    assert last.endswith("| torch 2/4  jax 2/4")
+
+    log = io.StringIO()
+    p = Progress({"torch": 10}, stream=log, tty=False, interval=0)
+    p.advance("torch", 3)
+    (line,) = log.getvalue().splitlines()
+    assert line.startswith("xentcheck: 3/10 instances  30%") and "ETA" in line and "[" not in line
+
+    quiet = io.StringIO()
+    p = Progress({"torch": 10}, stream=quiet, tty=True, quiet=True)
+    p.interval = 0
+    p.advance("torch")
+    p.message("x")
+    p.close()
+    assert quiet.getvalue() == ""

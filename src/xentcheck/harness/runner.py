@@ -179,11 +179,10 @@ def run(
         parts_dir.mkdir(parents=True)
         (parts_dir / "run.json").write_text(json.dumps(manifest, indent=1))
     cache_dir = Path(golden_cache) if golden_cache else parts_dir / "goldens"
-    args = [a for p in case_paths for a in ("--cases", str(Path(p).resolve()))]
+    args = [a for p in case_paths for a in ("--cases", str(p))]
     args += [a for d in dtypes or [] for a in ("--dtype", d)]
     args += [a for t in skip_tags for a in ("--skip-tag", t)]
-    args += ["--device", device, "--golden-cache", str(cache_dir.resolve())]
-    args += ["--quiet"] if quiet else []
+    args += ["--device", device] + (["--quiet"] if quiet else [])
     previous = read_parts(parts_dir)
     todo = {
         fw: [i for i in range(len(instances)) if (fw, i) not in previous.blocks]
@@ -194,6 +193,8 @@ def run(
         for fw, n in zip(frameworks, shard_counts(len(frameworks), jobs), strict=True)
         for shard in interleave(todo[fw], n)
     ]
+    if golden_cache or len(units) > 1:  # a lone worker has no one to share goldens with
+        args += ["--golden-cache", str(cache_dir.resolve())]
     progress = Progress({fw: len(instances) for fw in frameworks},
                         {fw: len(instances) - len(todo[fw]) for fw in frameworks},
                         quiet=quiet, stream=progress_stream)  # fmt: skip
