@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -165,6 +166,10 @@ def _frameworks(args) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_run(args) -> int:
     from xentcheck.harness.runner import Interrupted, RunError, default_jobs, exit_status, run
 
@@ -186,6 +191,10 @@ def cmd_run(args) -> int:
         )
     out = Path(args.out)
     try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # a cancelled CI job stops like Ctrl-C
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
         rows = run(frameworks, paths, cases, args.dtype, args.device, out, jobs=jobs,
                    quiet=args.quiet, timeout=args.timeout, resume=args.resume,
                    skip_tags=args.skip_tag,
@@ -198,6 +207,9 @@ def cmd_run(args) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     counts = Counter(r["status"] for r in rows)
     summary = ", ".join(f"{k} {counts[k]}" for k in sorted(counts))
     print(f"xentcheck: {len(rows)} results in {out}: {summary}", file=sys.stderr)

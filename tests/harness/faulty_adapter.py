@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
+import resource
 import time
 
 import numpy as np
@@ -27,13 +28,16 @@ def _sigmoid(call: Call) -> Output:
 
 
 def _hog() -> None:
+    if resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY:
+        raise MemoryError("refusing to eat the machine's memory: set XENTCHECK_WORKER_MEMORY_LIMIT")
     held = []
     while True:  # MemoryError ends it once the address-space limit is reached
         held.append(np.ones(64 * 2**20 // 8))
 
 
 def _faulty(call: Call) -> Output:
-    fault = float(np.asarray(call.inputs["x"]).ravel()[0])
+    x = np.asarray(call.inputs["x"]).ravel()
+    fault = float(x[0]) if x.size else 0.0
     if fault == 1.0:
         ctypes.string_at(0)
     elif fault == 2.0:

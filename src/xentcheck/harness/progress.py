@@ -21,7 +21,10 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """Counts of instances done per framework, reported on ``stream``."""
+    """Counts of instances done per framework, reported on ``stream``.
+
+    ``labels`` maps a framework key to the name shown (an adapter spec's module name).
+    """
 
     def __init__(
         self,
@@ -32,11 +35,13 @@ class Progress:
         stream: TextIO | None = None,
         interval: float = 15.0,
         tty: bool | None = None,
+        labels: dict[str, str] | None = None,
     ) -> None:
         self.stream = stream or sys.stderr
         self.totals = dict(totals)
         self.done = {k: (done or {}).get(k, 0) for k in totals}
         self.quiet = quiet
+        self.labels = labels or {}
         self.tty = self.stream.isatty() if tty is None else tty
         self.interval = interval if not self.tty else 0.2
         self._lock = threading.Lock()
@@ -53,7 +58,9 @@ class Progress:
         left = total - done
         eta = _clock(left / rate) if rate > 0 else "?"
         pct = 100 * done / total if total else 100.0
-        per = "  ".join(f"{k} {self.done[k]}/{self.totals[k]}" for k in self.totals)
+        per = "  ".join(
+            f"{self.labels.get(k, k)} {self.done[k]}/{self.totals[k]}" for k in self.totals
+        )
         text = f"{done}/{total} instances {pct:3.0f}%  {rate:.1f}/s  ETA {eta}  | {per}"
         if self.tty:
             width = 24

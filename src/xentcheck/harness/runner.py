@@ -197,7 +197,8 @@ def run(
         args += ["--golden-cache", str(cache_dir.resolve())]
     progress = Progress({fw: len(instances) for fw in frameworks},
                         {fw: len(instances) - len(todo[fw]) for fw in frameworks},
-                        quiet=quiet, stream=progress_stream)  # fmt: skip
+                        quiet=quiet, stream=progress_stream,
+                        labels={fw: fw.partition(":")[0].rpartition(".")[2] for fw in frameworks})  # fmt: skip
     sup = Supervisor(instances, args, parts_dir, progress, timeout=timeout)
     interrupted = False
     try:
