@@ -93,7 +93,7 @@ def test_worker_runs_keras_rows_with_gradients(framework, tmp_path):
 _DIRECT = """
 import numpy as np, sys
 sys.path.insert(0, {tests!r})
-from test_onnxruntime import make_call
+from test_compiled_modes import make_call
 from xentcheck.adapters import load_framework
 fw = load_framework({framework!r})
 apis = {{a.name: a for a in fw.apis}}

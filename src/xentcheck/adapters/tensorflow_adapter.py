@@ -62,7 +62,7 @@ if keras.backend.backend() != "tensorflow":  # keras imported earlier with anoth
         "tensorflow adapter; run the tensorflow adapter in its own process"
     )
 
-__all__ = ["APIS", "FRAMEWORK"]
+__all__ = ["APIS", "BUILDERS", "FRAMEWORK"]
 
 _DTYPES: dict[str, tf.DType] = {
     "float64": tf.float64,
@@ -147,11 +147,17 @@ def _execute(call: Call, build: Builder) -> Output:
     return out
 
 
+#: API name -> its builder ``(tensors, call) -> value``: other execution modes of the same
+#: APIs (``tf.function(jit_compile=True)``) run these builders their own way
+BUILDERS: dict[str, Builder] = {}
+
+
 def _api(name: str, loss: str, build: Builder, applies=None, doc: str = "") -> Api:
     def run(call: Call) -> Output:
         return _execute(call, build)
 
     run.__name__ = f"run_{name}"
+    BUILDERS[name] = build
     if applies is None:
         return Api(name=name, loss=loss, run=run, doc=doc)
     return Api(name=name, loss=loss, run=run, applies=applies, doc=doc)
