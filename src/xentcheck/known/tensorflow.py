@@ -441,6 +441,10 @@ ENTRIES: list[Known] = [
         link=_KERAS_LOSS_DOC,
         when=_float32_rounding,
         statuses=("mismatch",),
+        # Keras 3's Loss(name, reduction, dtype=None) casts to floatx; Keras 2's
+        # Loss(reduction, name) had no dtype and computed in y_pred's dtype (tf.keras
+        # docs up to TF 2.15, keras/losses.py v2.14)
+        versions="keras>=3",
     ),
     Known(
         id="keras-probabilities-clipped-to-epsilon",

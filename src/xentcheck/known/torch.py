@@ -346,6 +346,9 @@ ENTRIES: list[Known] = [
         link="https://github.com/pytorch/pytorch/issues/89558",
         when=_kl_target_grad_at_zero,
         statuses=("nonfinite",),
+        # the issue (torch 1.13, Nov 2022): "The torch version 1.12 works, but returns
+        # zero derivative", a different (finite) answer this entry does not describe
+        versions=">=1.13",
     ),
     Known(
         id="torch-softmax-plus-inf",
