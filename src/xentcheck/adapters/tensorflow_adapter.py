@@ -22,7 +22,8 @@ How a call is made, the way a user would:
   default reduces every axis), ``apply_class_balancing`` of the focal loss.
 * ``tf.nn`` and functional Keras losses return per-sample losses: the reduction is the
   user's (``tf.reduce_sum``; ``tf.reduce_mean``, or the sum divided by the summed weights
-  of the kept elements where weights or an ignore index are in play).
+  of the kept elements where weights or an ignore index are in play); around Keras calls
+  it is written in ``keras.ops`` (whose ``mean`` accumulates float16 in float32).
 * Keras ``Loss`` objects are built once per configuration and reused, and get the
   reduction by name (``none``/``sum``/``mean``; ``batchmean`` is Keras's
   ``sum_over_batch_size``). They compute in ``keras.backend.floatx()`` (float32) as Keras
