@@ -1,0 +1,218 @@
+"""The helpers every reproduction script carries: NumPy only, no xentcheck import.
+
+:mod:`xentcheck.report.repro` copies this module's source, as it is, into each script
+(after the script's ``from __future__`` line), so everything here must run with nothing
+but NumPy installed. The functions mirror :mod:`xentcheck.dtypes` and
+:mod:`xentcheck.harness.compare` (tests check they agree bit for bit), and their names
+start with ``repro_`` so the adapter code copied after them cannot shadow them.
+"""
+
+import math
+import sys
+
+import numpy as np
+
+inf = math.inf  # embedded literals write .inf / .nan this way
+nan = math.nan
+
+#: dtype -> (explicit fraction bits, smallest subnormal, largest finite value)
+REPRO_FINFO = {
+    "float64": (52, 2.0**-1074, 1.7976931348623157e308),
+    "float32": (23, 2.0**-149, 3.4028234663852886e38),
+    "float16": (10, 2.0**-24, 65504.0),
+    "bfloat16": (7, 2.0**-133, 3.3895313892515355e38),
+}
+REPRO_SAMPLES = 4  # elements around the worst one that a results row keeps
+
+
+def repro_bfloat16(x):
+    """``x`` rounded to bfloat16 and returned as float64, as ml_dtypes and torch round it.
+
+    Both go through float32 first (float64 -> float32 -> bfloat16, each round to nearest
+    even), so this does the same with NumPy alone: the float32 bits rounded to their top
+    16 (NaN stays NaN, overflow carries into the exponent and gives inf).
+    """
+    f = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        f32 = np.ascontiguousarray(f.astype(np.float32))
+    bits = f32.view(np.uint32).astype(np.uint64)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    out = rounded.astype(np.uint32).view(np.float32).astype(np.float64)
+    return np.where(np.isnan(f32), f, out).reshape(f.shape)
+
+
+def repro_quantize(x, dtype):
+    """``x`` rounded to ``dtype`` (round to nearest even), held as float64."""
+    x = np.asarray(x, dtype=np.float64)
+    if dtype == "bfloat16":
+        return repro_bfloat16(x)
+    with np.errstate(over="ignore"):
+        return x.astype(np.dtype(dtype)).astype(np.float64)
+
+
+def repro_labels(a):
+    """Class indices as the worker passes them: int64 (a non-integer array as it is)."""
+    a = np.asarray(a)
+    return a.astype(np.int64) if a.dtype.kind in "iub" else a
+
+
+def repro_ulp(x, dtype):
+    """The unit in the last place of ``x`` in ``dtype`` (never below the smallest
+    subnormal; the ulp of the largest finite value beyond it); NaN for non-finite ``x``."""
+    nmant, tiny_sub, big = REPRO_FINFO[dtype]
+    x = np.abs(np.asarray(x, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        clipped = np.minimum(x, big)
+        exponent = np.floor(np.log2(np.where(clipped > 0, clipped, 1.0)))
+        u = np.ldexp(1.0, (exponent - nmant).astype(np.int64))
+    u = np.where(clipped > 0, np.maximum(u, tiny_sub), tiny_sub)
+    return np.where(np.isfinite(x), u, np.nan)
+
+
+def repro_saturate(x, dtype):
+    """``x`` with the values that overflow ``dtype`` replaced by the infinity they round to."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = repro_quantize(x, dtype)
+    return np.where(np.isinf(rounded) & np.isfinite(x), rounded, x)
+
+
+def repro_cotangent(shape):
+    """``g[k] = 1 + (k mod 8) / 8`` over the output's flat C-order index (scalar: 1)."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return (1.0 + (np.arange(n) % 8) / 8.0).reshape(shape)
+
+
+def repro_errors(expected, actual, dtype, rtol, atol):
+    """(max_abs_err, max_rel_err, max_ulp, elements beyond tolerance, NaN/Inf pattern differs)
+    over the elements finite in both, as xentcheck's comparison measures them."""
+    e = np.asarray(expected, dtype=np.float64)
+    a = np.asarray(actual, dtype=np.float64).reshape(e.shape)
+    both = np.isfinite(e) & np.isfinite(a)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        abs_err = np.where(both, np.abs(a - e), 0.0)
+        rel_err = np.where(both, abs_err / np.abs(e), 0.0)
+        rel_err = np.where(both & (abs_err == 0), 0.0, rel_err)
+        ulp_err = np.where(both, abs_err / repro_ulp(np.where(both, e, 1.0), dtype), 0.0)
+    pattern = not (
+        np.array_equal(np.isnan(e), np.isnan(a))
+        and np.array_equal(e == np.inf, a == np.inf)
+        and np.array_equal(e == -np.inf, a == -np.inf)
+    )
+    beyond = int(np.sum(abs_err > atol + rtol * np.abs(np.where(both, e, 0.0))))
+
+    def top(v):
+        m = float(v.max()) if v.size else 0.0
+        return m if math.isfinite(m) else None
+
+    return top(abs_err), top(rel_err), top(ulp_err), beyond, pattern
+
+
+def repro_find_api(framework, name, call):
+    """The framework's API of that name for the call's loss (the one that applies)."""
+    found = [a for a in framework.apis if a.name == name and a.loss == call.loss]
+    for api in found:
+        if api.applies(call):
+            return api
+    if found:
+        return found[0]
+    raise SystemExit(f"this version of the adapter code has no API {name!r} for {call.loss}")
+
+
+def repro_index_text(flat, shape):
+    if not shape:
+        return ""
+    return ", ".join(str(int(i)) for i in np.unravel_index(flat, shape))
+
+
+def repro_show(api, call, quantity, index, expected, reported):
+    """Run the API on the call and print actual next to expected for ``quantity``.
+
+    ``expected``: the golden (float64, as the reference computed it) when it was small
+    enough to embed, else None and the report's samples are shown. ``reported``: the
+    numbers of the report's row. Returns 0 (reproduced), 1 (the numbers differ).
+    """
+    print(f"{api.name} | {call.loss} | {call.dtype} | {call.device} | {quantity}")
+    try:
+        out = api.run(call)
+    except Exception as exc:
+        print(f"raised: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}")
+        print(f"reported: {reported.get('message', '')}")
+        return 0
+    actual = out.value if quantity == "value" else out.grads.get(quantity[len("grad:") :])
+    if actual is None:
+        print(f"no {quantity} returned ({out.note or 'the API does not differentiate it'})")
+        return 1
+    actual = np.asarray(actual, dtype=np.float64)
+    print(f"output dtype: {out.out_dtype}   shape: {list(actual.shape)}")
+    shape = tuple(reported.get("shape") or actual.shape)
+    if reported.get("rejected"):  # the reference rejects the input: no golden
+        print(f"expected: an error ({reported['rejected']})")
+        flat_actual = actual.ravel()
+        for k in range(min(REPRO_SAMPLES, flat_actual.size)):
+            idx = repro_index_text(k, actual.shape)
+            print(f"actual[{idx}] = {float(flat_actual[k])!r}")
+        return 0
+    if index is None or actual.size != int(np.prod(shape, dtype=np.int64)):
+        lo, shape = 0, actual.shape
+    else:
+        flat = int(np.ravel_multi_index(tuple(index), shape)) if shape else 0
+        lo = max(0, flat - 1)
+    a = actual.reshape(shape) if actual.size == int(np.prod(shape, dtype=np.int64)) else actual
+    flat_a = a.ravel()
+    shown = range(lo, min(lo + REPRO_SAMPLES, flat_a.size))
+    out_dtype = out.out_dtype if out.out_dtype in REPRO_FINFO else call.dtype
+    if expected is not None:
+        expected = repro_saturate(np.asarray(expected, dtype=np.float64), out_dtype)
+        flat_e = expected.ravel()
+        e_samples = [float(flat_e[k]) for k in shown]
+    else:
+        e_samples = [float(x) for x in reported.get("expected", [])]
+    print(f"samples from flat position {lo} (worst element at index {list(index or [])}):")
+    for j, k in enumerate(shown):
+        idx = repro_index_text(k, shape)
+        print(f"actual[{idx}] = {float(flat_a[k])!r}")
+        if j < len(e_samples):
+            print(f"expected[{idx}] = {e_samples[j]!r}")
+    rtol, atol = reported.get("rtol"), reported.get("atol")
+    if expected is not None and rtol is not None and expected.size == a.size:
+        mabs, mrel, mulp, beyond, pattern = repro_errors(expected, a, call.dtype, rtol, atol)
+        print(f"max_abs_err={mabs!r} max_rel_err={mrel!r} max_ulp={mulp!r}")
+        print(
+            f"{beyond} of {a.size} elements beyond atol + rtol*|expected| "
+            f"(rtol={rtol!r}, atol={atol!r}); NaN/Inf pattern "
+            f"{'differs' if pattern else 'matches'}"
+        )
+    print(
+        f"reported: status={reported.get('status')} max_abs_err={reported.get('max_abs_err')!r} "
+        f"max_ulp={reported.get('max_ulp')!r} actual={reported.get('actual')}"
+    )
+    got = [float(flat_a[k]) for k in shown]
+    want = reported.get("actual", [])
+    same = len(got) == len(want) and all(map(repro_same, got, want))
+    print("reproduced: yes" if same else "reproduced: NO (the numbers differ)")
+    return 0 if same else 1
+
+
+def repro_same(x, reported):
+    """``x`` equals a reported sample (a float, or the strings 'nan', 'inf', '-inf')."""
+    r = float(reported)
+    return (math.isnan(x) and math.isnan(r)) or x == r
+
+
+def repro_exit(code):
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+def repro_module(name, given, source):
+    """Run ``source`` as a module of its own (``given``: the names it imports from
+    xentcheck, taken from this script) and return it: another xentcheck adapter module
+    the row's adapter builds on, embedded whole so its names stay apart."""
+    import types
+
+    module = types.ModuleType(name)
+    module.__dict__.update(given)
+    sys.modules[name] = module  # dataclasses look their module up there
+    exec(compile(source, f"<xentcheck {name}>", "exec"), module.__dict__)
+    return module
