@@ -145,3 +145,26 @@ def test_refuses_keras_imported_with_another_backend(framework):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
     )
     assert "refused:" in proc.stdout and "'numpy' backend" in proc.stdout, proc.stderr[-2000:]
+
+
+_BF16 = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_compiled_modes import make_call
+from xentcheck.adapters import load_framework
+apis = {{a.name: a for a in load_framework({framework!r}).apis}}
+call, golden = make_call("log_softmax", {{"x": [[0.5, 1.0, -2.0]]}}, {{"axis": 1}}, "bfloat16")
+out = apis["keras.ops.log_softmax"].run(call)
+print(out.out_dtype, sorted(out.grads))
+"""
+
+
+@pytest.mark.parametrize("framework", sorted(BACKENDS))
+def test_bfloat16_inputs_are_differentiated(framework):
+    _skip_without(BACKENDS[framework][0])
+    code = _BF16.format(tests=str(ROOT / "tests" / "adapters"), framework=framework)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[-2:] == ["bfloat16", "['x']"]

@@ -84,7 +84,7 @@ def execute(call: Call, build: Builder) -> Output:
     diff = {
         k: arrays[k]
         for k in call.grad_inputs
-        if k in arrays and np.issubdtype(arrays[k].dtype, np.inexact)
+        if k in arrays and jax.numpy.issubdtype(arrays[k].dtype, jax.numpy.floating)
     }
     const = {k: v for k, v in arrays.items() if k not in diff}
     with keras.device("gpu:0" if call.device == "gpu" else "cpu:0"):
