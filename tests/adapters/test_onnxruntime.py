@@ -186,3 +186,15 @@ def test_cli_run_over_the_softmax_cases(tmp_path):
     assert counts["pass"] > 0
     grads = {r["status"] for r in rows if r["quantity"].startswith("grad:")}
     assert grads == {"unsupported"}
+
+
+def test_bfloat16_values_travel_exactly_through_a_session():
+    """The CPU provider has Identity for bfloat16: feed and fetch keep every bit."""
+    from xentcheck.adapters import onnxruntime_adapter as adapter
+
+    graph = adapter.Graph((adapter._node("Identity", ["x"], ["out"]),), (("x", "float"),))
+    x = np.array([[1.5, -2.25, 3.0e38, 1.0e-40]])
+    call, _ = make_call("softmax", {"x": x}, {"axis": 1}, "bfloat16")
+    out = adapter._execute(call, graph, {"x": call.inputs["x"]})
+    np.testing.assert_array_equal(out.value, call.inputs["x"])
+    assert out.out_dtype == "bfloat16"
