@@ -45,10 +45,14 @@ cases:
     inputs:
       x: {random: normal, shape: [4, 3000], scale: 8.0, seed: 7}
     dtypes: [float16]
-  - id: zero-prob
+  - id: nan-target
     loss: binary_cross_entropy
-    inputs: {probs: [0.0, 0.5, 1.0], target: [1.0, 0.0, 0.0]}
-    params: {reduction: none}
+    inputs: {probs: [0.5, 0.25], target: [.nan, 1.0]}
+    dtypes: [float16]
+  - id: bad-label
+    loss: softmax_cross_entropy
+    inputs: {logits: [[0.2, 0.3, 0.5]], target: [3]}
+    expect_error: true
     dtypes: [float16]
 """
 
@@ -209,13 +213,17 @@ def _check(workdir: Path, framework: str, picks: list[tuple[str, str, tuple[str,
         assert text == script(row, headers)
         p = _run_script(text, workdir)
         assert p.returncode == 0, p.stdout + p.stderr
+        assert "reproduced: yes" in p.stdout
+        if not row["actual"]:  # the API raised: the script shows the same exception
+            assert f"raised: {row['message']}" in p.stdout
+            yield row, text
+            continue
         found = LINE.findall(p.stdout)
         actual = [float(v) for kind, _, v in found if kind == "actual"]
         expected = [float(v) for kind, _, v in found if kind == "expected"]
         assert len(actual) == len(row["actual"]) > 0
         assert all(map(rt.repro_same, actual, row["actual"])), (actual, row["actual"])
         assert all(map(rt.repro_same, expected, row["expected"])), (expected, row["expected"])
-        assert "reproduced: yes" in p.stdout
         m = re.search(r"^max_abs_err=(\S+) max_rel_err=(\S+) max_ulp=(\S+)$", p.stdout, re.M)
         if "golden[" + repr(quantity) + "] = " in text:  # small golden embedded
             assert m, p.stdout
@@ -239,12 +247,12 @@ def test_torch_scripts_reproduce_the_report(workdir):
     picks = [
         (LIT_NONE, "grad:logits", BAD),
         (GEN, "value", BAD),
-        ("cases/zero-prob", "value", ("known",)),
+        ("cases/nan-target", "value", ("known",)),  # torch raises: the script does too
     ]
     checked = list(_check(workdir, "torch", picks))
     assert "inputs['logits'] = np.array([" in checked[0][1]  # literal inputs embedded
     assert "default_rng(7)" in checked[1][1]  # the large input regenerated from its seed
-    assert checked[2][0]["status"] == "known"
+    assert "RuntimeError" in checked[2][0]["message"]
 
 
 @pytest.mark.tensorflow
@@ -257,6 +265,11 @@ def test_tensorflow_script_reproduces_the_report(workdir):
 @pytest.mark.jax
 def test_jax_scripts_reproduce_the_report(workdir):
     pytest.importorskip("jax")
-    picks = [(LIT_MEAN, "grad:logits", BAD), (GEN, "value", BAD)]
+    picks = [
+        (LIT_MEAN, "grad:logits", BAD),
+        (GEN, "value", BAD),
+        ("cases/bad-label", "value", ("known", "error")),  # a value where it should raise
+    ]
     checked = list(_check(workdir, "jax", picks))
     assert "inputs['logits'] = np.array([" in checked[0][1]
+    assert checked[2][0]["actual"]  # the value it returned, printed by the script

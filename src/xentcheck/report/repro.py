@@ -25,7 +25,6 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
-import pprint
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,13 +40,13 @@ SCRIPTED = ("mismatch", "nonfinite", "error", "known")
 #: row fields the script compares against, printed as "reported"
 REPORTED_KEYS = (
     "status", "max_abs_err", "max_rel_err", "max_ulp", "expected", "actual",
-    "rtol", "atol", "shape", "message", "out_dtype",
+    "rtol", "atol", "shape", "message",
 )  # fmt: skip
 
 
-def needs_script(row: Row) -> bool:
+def needs_script(row: Row, statuses: Sequence[str] = SCRIPTED) -> bool:
     """A framework row with a discrepancy (or a known difference) gets a script."""
-    return row.get("status") in SCRIPTED and row.get("framework") not in (None, "reference")
+    return row.get("status") in statuses and row.get("framework") not in (None, "reference")
 
 
 def _runtime_source() -> str:
@@ -142,7 +141,7 @@ def _head_part(headers: Sequence[Row], framework: str) -> str:
 
 
 def _literal(x: Any) -> str:
-    return pprint.pformat(x, width=88, sort_dicts=False)
+    return repr(x)
 
 
 def _call_text(row: Row, prep: Prepared) -> str:
@@ -154,8 +153,7 @@ def _call_text(row: Row, prep: Prepared) -> str:
         "np.asarray(1.0)" if prep.value_shape is None else f"repro_cotangent({prep.value_shape!r})"
     )
     lines = [
-        f"# {'=' * 76}",
-        f"# the row: {row.get('api')} | {row.get('loss')} | {row.get('dtype')} | "
+        f"# --- this row: {row.get('api')} | {row.get('loss')} | {row.get('dtype')} | "
         f"{row.get('device')} | {quantity} | {row.get('status')}",
         f"# instance {row.get('instance')}",
     ]
@@ -163,23 +161,16 @@ def _call_text(row: Row, prep: Prepared) -> str:
         lines.append(f"# known difference {row.get('known_id')}: {row.get('explanation', '')}")
         lines.append(f"#   {row.get('link', '')}")
     lines += [
-        "CALL = Call(",
-        f"    loss={row.get('loss')!r},",
-        "    inputs=INPUTS,",
-        f"    params={_literal(dict(row.get('params') or {}))},",
-        f"    explicit=frozenset({list(prep.explicit)!r}),  # the parameters the case set",
-        f"    dtype={row.get('dtype')!r},",
-        f"    device={row.get('device')!r},",
-        f"    grad_inputs={prep.grad_inputs!r},",
-        f"    cotangent={cot},  # g[k] = 1 + (k mod 8)/8 over the value's flat index",
-        ")",
+        f"CALL = Call(loss={row.get('loss')!r}, inputs=INPUTS, dtype={row.get('dtype')!r}, "
+        f"device={row.get('device')!r},",
+        f"            params={_literal(dict(row.get('params') or {}))},",
+        f"            explicit=frozenset({list(prep.explicit)!r}),",
+        f"            grad_inputs={prep.grad_inputs!r}, cotangent={cot})",
         "FRAMEWORK.setup()",
         f"API = repro_find_api(FRAMEWORK, {row.get('api')!r}, CALL)",
         f"REPORTED = {_literal(reported)}",
-        "repro_exit(",
-        f"    repro_show(API, CALL, {quantity!r}, {row.get('index')!r}, "
-        f"GOLDEN.get({quantity!r}), REPORTED)",
-        ")",
+        f"repro_exit(repro_show(API, CALL, {quantity!r}, {row.get('index')!r}, "
+        f"GOLDEN.get({quantity!r}), REPORTED))",
     ]
     return "\n".join(lines) + "\n"
 
@@ -210,28 +201,34 @@ class _Builder:
         key = (str((row.get("source") or {}).get("file")), str(row.get("instance")), dtype)
         if key not in self.prepared:
             inst = self.sources.instance(row)
-            self.prepared[key] = inst if isinstance(inst, str) else prepare(inst, dtype, key[0])
+            try:
+                self.prepared[key] = inst if isinstance(inst, str) else prepare(inst, dtype, key[0])
+            except Exception as exc:  # a script that cannot be made never fails the report
+                self.prepared[key] = f"rebuilding its inputs failed ({type(exc).__name__}: {exc})"
         prep = self.prepared[key]
         if isinstance(prep, str):
             return [head, _unavailable(row, prep)]
         try:
             fw_key = self._part(f"framework:{fw}", lambda: _framework_part(fw))
-        except (LookupError, ValueError) as exc:
-            return [head, _unavailable(row, str(exc))]
+        except (LookupError, ValueError, RuntimeError, OSError, SyntaxError) as exc:
+            return [head, _unavailable(row, f"its adapter code cannot be copied ({exc})")]
         runtime = self._part("runtime", _runtime_source)
         inputs = self._part(f"inputs:{key[1]}@{dtype}", lambda: prep.text)
         return [head, runtime, inputs, fw_key, _call_text(row, prep)]
 
 
-def bundle(rows: list[Row], headers: list[Row]) -> dict[str, Any]:
+def bundle(
+    rows: list[Row], headers: list[Row], statuses: Sequence[str] = SCRIPTED
+) -> dict[str, Any]:
     """Scripts of every row that needs one, as shared parts and per-row lists.
 
     Returns ``{"parts": {key: text}, "rows": {row_id: [part_key, ..., call_text]}}``
     where ``row_id`` is the row's index in ``rows`` (as a string); a row's script is its
-    parts' texts in order, followed by its call text.
+    parts' texts in order, followed by its call text. ``statuses`` narrows the rows that
+    get one (``("mismatch", "nonfinite", "error")``: the unexplained ones only).
     """
     b = _Builder(headers)
-    out_rows = {str(i): b.row(r) for i, r in enumerate(rows) if needs_script(r)}
+    out_rows = {str(i): b.row(r) for i, r in enumerate(rows) if needs_script(r, statuses)}
     return {"parts": b.parts, "rows": out_rows}
 
 

@@ -134,8 +134,9 @@ def prepare(instance: Instance, dtype: str, source: str | None = None) -> Prepar
     ``source``: the case file's path as the results name it (for the script's comment).
     """
     raw = instance.inputs()
-    inputs = rounded_inputs(instance, raw, dtype)
-    golden, rejected = golden_for(instance, inputs)
+    with np.errstate(all="ignore"):  # the worker rounds (and overflows) the same way
+        inputs = rounded_inputs(instance, raw, dtype)
+        golden, rejected = golden_for(instance, inputs)
     spec = LOSSES[instance.loss]
     probability_target = is_probability_target(spec, raw)
     lines: list[str] = []

@@ -136,9 +136,11 @@ def repro_show(api, call, quantity, index, expected, reported):
     try:
         out = api.run(call)
     except Exception as exc:
-        print(f"raised: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}")
+        msg = " ".join(str(exc).split())
+        text = f"{type(exc).__name__}: {msg[:400] + '...' if len(msg) > 400 else msg}"
+        print(f"raised: {text}")
         print(f"reported: {reported.get('message', '')}")
-        return 0
+        return repro_verdict(reported.get("message", "") == text)
     actual = out.value if quantity == "value" else out.grads.get(quantity[len("grad:") :])
     if actual is None:
         print(f"no {quantity} returned ({out.note or 'the API does not differentiate it'})")
@@ -149,10 +151,12 @@ def repro_show(api, call, quantity, index, expected, reported):
     if reported.get("rejected"):  # the reference rejects the input: no golden
         print(f"expected: an error ({reported['rejected']})")
         flat_actual = actual.ravel()
-        for k in range(min(REPRO_SAMPLES, flat_actual.size)):
-            idx = repro_index_text(k, actual.shape)
-            print(f"actual[{idx}] = {float(flat_actual[k])!r}")
-        return 0
+        shown = range(min(REPRO_SAMPLES, flat_actual.size))
+        for k in shown:
+            print(f"actual[{repro_index_text(k, actual.shape)}] = {float(flat_actual[k])!r}")
+        got = [float(flat_actual[k]) for k in shown]
+        want = reported.get("actual", [])
+        return repro_verdict(len(got) == len(want) and all(map(repro_same, got, want)))
     if index is None or actual.size != int(np.prod(shape, dtype=np.int64)):
         lo, shape = 0, actual.shape
     else:
@@ -189,8 +193,12 @@ def repro_show(api, call, quantity, index, expected, reported):
     )
     got = [float(flat_a[k]) for k in shown]
     want = reported.get("actual", [])
-    same = len(got) == len(want) and all(map(repro_same, got, want))
-    print("reproduced: yes" if same else "reproduced: NO (the numbers differ)")
+    return repro_verdict(len(got) == len(want) and all(map(repro_same, got, want)))
+
+
+def repro_verdict(same):
+    """Print whether the report's numbers (or error) came out again; the exit status."""
+    print("reproduced: yes" if same else "reproduced: NO (the report says otherwise)")
     return 0 if same else 1
 
 
