@@ -29,7 +29,7 @@ from xentcheck.harness.results import read_results
 from xentcheck.reference import cotangent
 from xentcheck.report import repro_runtime as rt
 from xentcheck.report.repro import _framework_part, assemble, bundle, needs_script, script
-from xentcheck.report.repro_inputs import array_literal, prepare
+from xentcheck.report.repro_inputs import CaseSources, array_literal, prepare
 
 CASES = """\
 cases:
@@ -55,6 +55,11 @@ cases:
     expect_error: true
     dtypes: [float16]
 """
+
+LIT_NONE = "cases/literal-logits[reduction=none]"
+LIT_MEAN = "cases/literal-logits[reduction=mean]"
+GEN = "cases/generated-large"
+BAD = ("mismatch", "nonfinite")
 
 # Imported first in the script's process: any import of xentcheck fails there.
 BLOCK_XENTCHECK = """\
@@ -173,6 +178,25 @@ def test_missing_case_file_gives_a_script_that_says_so(tmp_path):
     assert "cannot reproduce" in p.stderr and "no/such/file.yaml" in p.stderr
 
 
+def _row_of(instance: str, file: str) -> dict:
+    return {"case": "cases/generated-large", "instance": instance, "dtype": "float16",
+            "framework": "torch", "source": {"file": file, "line": 9}}  # fmt: skip
+
+
+def test_case_text_from_the_run_header_else_from_disk(tmp_path, monkeypatch):
+    text = textwrap.dedent(CASES)
+    recorded = CaseSources([{"case_files": {"cases.yaml": text}, "cases_root": "suite"}])
+    inst = recorded.instance(_row_of(GEN, "suite/cases.yaml"))  # key relative to the root
+    assert not isinstance(inst, str) and inst.case.id == "generated-large"
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "cases.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    on_disk = CaseSources([{}]).instance(_row_of(GEN, "suite/cases.yaml"))
+    assert not isinstance(on_disk, str) and on_disk.name.endswith("generated-large")
+    gone = CaseSources([{}]).instance(_row_of(GEN + "[x=1]", "suite/cases.yaml"))
+    assert isinstance(gone, str) and "no instance" in gone
+
+
 # ------------------------------------------------------------------ end to end, real runs
 
 
@@ -214,6 +238,8 @@ def _check(workdir: Path, framework: str, picks: list[tuple[str, str, tuple[str,
         p = _run_script(text, workdir)
         assert p.returncode == 0, p.stdout + p.stderr
         assert "reproduced: yes" in p.stdout
+        hint = re.search(r"defines this API near line (\d+) \((.+)\)$", text, re.M)
+        assert hint and hint[2] in text.splitlines()[int(hint[1]) - 1]
         if not row["actual"]:  # the API raised: the script shows the same exception
             assert f"raised: {row['message']}" in p.stdout
             yield row, text
@@ -233,12 +259,6 @@ def _check(workdir: Path, framework: str, picks: list[tuple[str, str, tuple[str,
                 row["max_ulp"],
             ]
         yield row, text
-
-
-LIT_NONE = "cases/literal-logits[reduction=none]"
-LIT_MEAN = "cases/literal-logits[reduction=mean]"
-GEN = "cases/generated-large"
-BAD = ("mismatch", "nonfinite")
 
 
 @pytest.mark.torch

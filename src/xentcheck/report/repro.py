@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -144,7 +145,7 @@ def _literal(x: Any) -> str:
     return repr(x)
 
 
-def _call_text(row: Row, prep: Prepared) -> str:
+def _call_text(row: Row, prep: Prepared, where: tuple[int, str] | None = None) -> str:
     quantity = str(row.get("quantity", "value"))
     reported = {k: row[k] for k in REPORTED_KEYS if k in row}
     if prep.rejected is not None:
@@ -157,6 +158,8 @@ def _call_text(row: Row, prep: Prepared) -> str:
         f"{row.get('device')} | {quantity} | {row.get('status')}",
         f"# instance {row.get('instance')}",
     ]
+    if where is not None:
+        lines.append(f"# the adapter code defines this API near line {where[0]} ({where[1]})")
     if row.get("status") == "known":
         lines.append(f"# known difference {row.get('known_id')}: {row.get('explanation', '')}")
         lines.append(f"#   {row.get('link', '')}")
@@ -214,7 +217,25 @@ class _Builder:
             return [head, _unavailable(row, f"its adapter code cannot be copied ({exc})")]
         runtime = self._part("runtime", _runtime_source)
         inputs = self._part(f"inputs:{key[1]}@{dtype}", lambda: prep.text)
-        return [head, runtime, inputs, fw_key, _call_text(row, prep)]
+        where = _api_line(self.parts[fw_key], str(row.get("api")))
+        if where is not None:
+            before = sum(self.parts[k].count("\n") for k in (head, runtime, inputs))
+            where = (before + where[0], where[1])
+        return [head, runtime, inputs, fw_key, _call_text(row, prep, where)]
+
+
+def _api_line(adapter: str, api: str) -> tuple[int, str] | None:
+    """(1-based line, text searched) where the adapter code names ``api``, to point at it.
+
+    The full name when it is written out, else the framework function the recipe starts
+    with (``optax.losses.sigmoid_focal_loss`` of ``optax.losses.sigmoid_focal_loss+mean``).
+    """
+    base = re.split(r"[+(*\[]", api, maxsplit=1)[0]
+    for needle in (f'"{api}"', f"'{api}'", f'"{base}', f"'{base}"):
+        at = adapter.find(needle)
+        if at >= 0 and base:
+            return adapter.count("\n", 0, at) + 1, needle.strip("'\"")
+    return None
 
 
 def bundle(
