@@ -41,6 +41,7 @@ CASE_KEYS = {
 FILE_KEYS = {"cases", "defaults"}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 MAX_FILE_BYTES = 4 * 1024 * 1024  # YAML parsing in Python costs ~100x the text in memory
+MAX_INSTANCES = 10_000  # points of one case's parameter sweep
 
 # parameter -> (accepted Python types, description for messages)
 PARAM_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
@@ -276,6 +277,14 @@ def _parse_case(m: Map, path: str, stem: str) -> Case:
     expect_error = m.get("expect_error", False)
     inputs = _parse_inputs(m, spec, path, key, expect_error is True)
     params, swept = _parse_params(m, spec, path)
+    points = math.prod(len(v) for v in params.values())
+    if points > MAX_INSTANCES:
+        raise CaseError(
+            path,
+            m.line_of("params"),
+            f"the parameter sweeps make {points} instances; the limit is {MAX_INSTANCES} "
+            "per case (split the case)",
+        )
     dtypes = _parse_str_list(m, "dtypes", path, allowed=FLOAT_DTYPES) or FLOAT_DTYPES
     tags = _parse_str_list(m, "tags", path)
     if not isinstance(expect_error, bool):

@@ -43,18 +43,27 @@ def case_schema() -> dict[str, Any]:
 @functools.cache
 def _validator(definition: str | None) -> jsonschema.Draft202012Validator:
     schema = case_schema()
-    if definition is not None:  # validate against one of $defs, resolving refs in the file
+    if definition is None:
+        # The file's own fields and its defaults; each case is validated once, with the
+        # defaults merged in (check_case), rather than twice.
+        items = {
+            "type": "object",
+            "errorMessage": "each case is a mapping with id, loss and inputs",
+        }
+        schema["properties"]["cases"]["items"] = items
+    else:  # validate against one of $defs, resolving refs in the file
         schema = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
     return jsonschema.Draft202012Validator(schema)
 
 
 def check_file(doc: Map, path: str) -> None:
-    """Validate a whole loaded case file; raise CaseError at the first violation."""
+    """Validate a loaded case file's top level and ``defaults``; raise CaseError if broken.
+
+    Its cases are validated one by one by :func:`check_case`, once defaults are merged.
+    """
     view = doc
     if isinstance(doc, Map):
         view = _like(doc, {k: _compact_case(v) if k == "defaults" else v for k, v in doc.items()})
-        if isinstance(doc.get("cases"), Seq):
-            view["cases"] = _like(doc["cases"], [_compact_case(c) for c in doc["cases"]])
     _check(_validator(None), view, path, ())
 
 

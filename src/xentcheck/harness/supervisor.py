@@ -169,7 +169,7 @@ class Supervisor:
         os.close(w_fd)
         assert proc.stdout is not None
         tail: collections.deque[str] = collections.deque(maxlen=30)
-        name, current, at, started = fw, None, None, False
+        name, current, at, started, finished = fw, None, None, False, 0
         deadline = t0 + self.startup_timeout
         timed_out = stopped = False
         buffers = {r_fd: b"", proc.stdout.fileno(): b""}
@@ -216,7 +216,7 @@ class Supervisor:
                             at = (dtype, device, api)
                         elif word == "done":
                             remaining.remove(int(rest))
-                            current, at = None, None
+                            current, at, finished = None, None, finished + 1
                             self.progress.advance(fw)
         finally:
             if timed_out or stopped:
@@ -234,8 +234,11 @@ class Supervisor:
             self._record([], fw, None, wall)
             return True
         last = " | ".join(list(tail)[-8:])
-        if not started:
-            how = f"hung for {self.startup_timeout:g} s" if timed_out else describe_exit(code)
+        if not started or (current is None and not finished):  # no progress: do not retry
+            if timed_out:
+                how = f"hung for {self.startup_timeout if not started else self.timeout:g} s"
+            else:
+                how = describe_exit(code)
             msg = f"worker {how} before running any instance; last output: {last}"
             self.setup_failures.append(fault_row(name, None, None, "crash", msg))
             self.progress.message(f"xentcheck: {fw}: {msg}")

@@ -177,7 +177,46 @@ def load_located(text: str, path: str):
         raise CaseError(path, None, f"nesting deeper than {MAX_DEPTH} levels") from None
     if node is None:
         return None
+    _measure(node, path, {}, set(), 0)
     return _convert(node, path, yaml.SafeLoader(""), depth=0, budget=[MAX_NODES])
+
+
+def _measure(node, path: str, memo: dict, active: set, level: int) -> tuple[int, int]:
+    """(values, nesting) of ``node`` once its aliases are expanded, from the node graph.
+
+    Shared (aliased) nodes are measured once, so an alias bomb (``&a [*b, *b, ...]``
+    nested ten deep) is refused in microseconds, before any value is built; a recursive
+    alias (``&a [*a]``) is infinitely deep.
+    """
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    line = node.start_mark.line + 1
+    if key in active:
+        raise CaseError(path, line, "a recursive alias (&a [*a]) nests without end; remove it")
+    if level > MAX_DEPTH:  # a chain of aliases nests without nesting in the text
+        raise CaseError(path, line, f"nesting deeper than {MAX_DEPTH} levels; flatten the data")
+    if isinstance(node, yaml.ScalarNode):
+        return 1, 0
+    active.add(key)
+    children = (
+        node.value
+        if isinstance(node, yaml.SequenceNode)
+        else [n for pair in node.value for n in pair]
+    )
+    count, depth = 1, 0
+    for child in children:
+        c, d = _measure(child, path, memo, active, level + 1)
+        count, depth = count + c, max(depth, d + 1)
+        if count > MAX_NODES:
+            raise CaseError(
+                path, line, f"document expands to more than {MAX_NODES} values (through aliases?)"
+            )
+        if depth > MAX_DEPTH:
+            raise CaseError(path, line, f"nesting deeper than {MAX_DEPTH} levels; flatten the data")
+    active.discard(key)
+    memo[key] = (count, depth)
+    return count, depth
 
 
 _PLAIN_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}

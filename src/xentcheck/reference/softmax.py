@@ -556,9 +556,10 @@ def categorical_cross_entropy(probs, target, *, reduction: str = "mean"):
     :math:`\ell_i = -\log p_{i t_i}` for class indices ``[N, d1, ...]``. A term with
     :math:`y_{ic} = 0` is 0 whatever :math:`p_{ic}` (``0 log 0 = 0``; a NaN probability
     stays NaN for probability targets, and does not enter at all for class indices), so
-    :math:`p_{ic} = 0` where :math:`y_{ic} > 0` gives :math:`+\infty`; a negative
-    probability where :math:`y_{ic} \ne 0` gives NaN. Reduction ``mean`` divides by the number of positions
-    :math:`N d_1 \cdots`.
+    :math:`p_{ic} = 0` where :math:`y_{ic} > 0` gives :math:`+\infty`. A probability
+    outside :math:`[0, 1]` (a negative one has no real logarithm) raises ``ValueError``,
+    as ``binary_cross_entropy`` does; NaN passes through. Reduction ``mean`` divides by
+    the number of positions :math:`N d_1 \cdots`.
 
     Gradients: :math:`\partial \ell_i / \partial p_{ic} = -y_{ic} / p_{ic}` (exactly
     :math:`-\infty` where :math:`p = 0 < y`, 0 where :math:`y = 0`; NaN where
@@ -575,7 +576,8 @@ def categorical_cross_entropy(probs, target, *, reduction: str = "mean"):
       ``(value, grads)`` with gradients for ``probs`` and, for probabilities, ``target``.
 
     Raises:
-      ValueError: a label outside ``[0, C)``, mismatched shapes, an unknown reduction.
+      ValueError: a label outside ``[0, C)``, a probability outside ``[0, 1]``, mismatched
+        shapes, an unknown reduction.
 
     References:
       Keras ``categorical_crossentropy(from_logits=False)`` (without its clipping);
@@ -586,6 +588,8 @@ def categorical_cross_entropy(probs, target, *, reduction: str = "mean"):
     target = np.asarray(target)
     _check_target_shape(target, p, "probs")
     _check_reduction(reduction)
+    if np.any((p < 0) | (p > 1)):  # NaN compares false: it propagates instead
+        raise ValueError("categorical_cross_entropy: probabilities must lie in [0, 1]")
     soft = target.ndim == p.ndim
     pr = _to_rows(p)
     out_shape = _label_shape(p)
