@@ -32,7 +32,7 @@ def _hog() -> None:
         raise MemoryError("refusing to eat the machine's memory: set XENTCHECK_WORKER_MEMORY_LIMIT")
     held = []
     while True:  # MemoryError ends it once the address-space limit is reached
-        held.append(np.ones(64 * 2**20 // 8))
+        held.append(np.empty(256 * 2**20 // 8))  # address space, not pages: fast and harmless
 
 
 def _faulty(call: Call) -> Output:
@@ -60,3 +60,11 @@ FRAMEWORK = Framework(
 
 #: the same APIs, run only on cases tagged ``picked`` (Framework.case_tags)
 PICKY = dataclasses.replace(FRAMEWORK, name="picky", case_tags=frozenset({"picked"}))
+
+
+def _broken_setup() -> None:
+    raise RuntimeError("no driver found for this fake accelerator")
+
+
+#: an adapter whose setup fails: one crash row for the framework, nothing retried
+BROKEN = dataclasses.replace(FRAMEWORK, name="broken", setup=_broken_setup)

@@ -143,3 +143,21 @@ def test_fault_figures(faulty_run):
     print(f"\nfaults injected {len(FAULTS)}, survived {survived} (each a row for its own instance); "
           f"clean instances intact {intact}/{len(CASES) - len(FAULTS)}; run took {seconds:.1f} s")  # fmt: skip
     assert survived == len(FAULTS)
+
+
+def test_a_framework_that_cannot_start_is_one_crash_row_and_the_others_run(tmp_path):
+    out = tmp_path / "r.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cases = tmp_path / "ok.yaml"
+    cases.write_text("cases:\n  - {id: ok, loss: sigmoid, inputs: {x: [0.5]}, dtypes: [float64]}\n")
+    cmd = [sys.executable, "-m", "xentcheck.cli", "run", "--adapter", "tests.harness.faulty_adapter:BROKEN",
+           "--adapter", ADAPTER, "--cases", str(cases), "--out", str(out), "--quiet", "--jobs", "2"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 1, proc.stderr  # a crash is a discrepancy
+    _, rows = read_results(out)
+    crashed = [r for r in rows if r["status"] == "crash"]
+    assert len(crashed) == 1
+    msg = crashed[0]["message"]
+    assert msg.startswith("worker exit status 3 before running any instance; last output:")
+    assert "RuntimeError: no driver found for this fake accelerator" in msg
+    assert {r["status"] for r in rows if r["framework"] == "faulty"} == {"pass"}
