@@ -124,6 +124,8 @@ def _check(validator, doc, path: str, prefix: tuple) -> None:
     errors = list(itertools.islice(validator.iter_errors(doc), _MAX_ERRORS))
     if not errors:
         return
+    # a wrong value says more than a missing field (often missing because of it)
+    errors = [e for e in errors if e.validator != "required"] or errors
     first = min(_line_of(doc, e) for e in errors)
     here = [e for e in errors if _line_of(doc, e) == first]
     # an unknown key (a typo) explains the other errors at its line: name it first
