@@ -2,6 +2,7 @@
 with Ctrl-C and resumed, ends with exactly the rows of an uninterrupted run, row by row.
 """
 
+import os
 import random
 import shutil
 import signal
@@ -138,3 +139,29 @@ def test_resume_with_other_options_is_one_line_and_exit_2(suite, tmp_path):
     assert proc.returncode == 2
     err = proc.stderr.strip()
     assert "\n" not in err and "different frameworks (['jax'], now ['torch'])" in err
+
+
+def test_a_sigkilled_worker_costs_only_its_instance_which_becomes_a_crash_row(suite):
+    d, expected, _ = suite
+    out = d / "worker-killed.jsonl"
+    parts = out.with_name(out.name + ".parts")
+    proc = subprocess.Popen(_cmd(d / "cases", out), stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None and not workers:
+        if any('"kind":"done"' in f.read_text() for f in parts.glob("torch.*.jsonl")):
+            workers = [p for p in _workers_alive(str(parts)) if p != proc.pid]
+        time.sleep(0.05)
+    if not workers:
+        proc.kill()
+        pytest.skip("the run finished before a worker could be killed")
+    os.kill(workers[0], signal.SIGKILL)
+    assert proc.wait(timeout=600) == 0
+    got = _rows(out)
+    crashed = [r for r in got if r["status"] == "crash"]
+    assert len(crashed) == 1
+    assert crashed[0]["message"].startswith("worker killed by signal 9 (SIGKILL)")
+    lost = crashed[0]["instance"]
+    assert [r for r in got if r["instance"] != lost] == [
+        r for r in expected if r["instance"] != lost
+    ]
