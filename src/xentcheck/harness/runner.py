@@ -98,15 +98,18 @@ class Interrupted(Exception):
         self.rows = rows
 
 
-def case_files(case_paths: Iterable[str]) -> tuple[dict[str, str], str | list[str]]:
-    """({path relative to its cases root: file text}, the root or roots) of every case file."""
+def case_files(case_paths: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """({path relative to its cases root: file text}, the cases roots) of every case file.
+
+    Keys match the rows' case keys (``<relative path without suffix>/<id>``).
+    """
     files: dict[str, str] = {}
     roots: list[str] = []
     for file, root in discover(case_paths):
         files[file.relative_to(root).as_posix()] = file.read_text(encoding="utf-8")
         if str(root) not in roots:
             roots.append(str(root))
-    return files, roots[0] if len(roots) == 1 else roots
+    return files, roots
 
 
 def _manifest(frameworks, case_paths, cases_sha, dtypes, device, skip_tags, n) -> dict[str, Any]:
@@ -237,8 +240,11 @@ def run(
 
 
 def _header(frameworks, case_paths, cases_sha, parts: Parts, sup: Supervisor, skip_tags, timeout):
-    files, root = case_files(case_paths)
-    header = run_header(cases=case_paths, cases_digest=cases_sha, cases_root=root, case_files=files,
+    files, roots = case_files(case_paths)
+    where = {"cases_root": roots[0] if roots else None}  # the first; all in cases_roots
+    if len(roots) > 1:
+        where["cases_roots"] = roots
+    header = run_header(cases=case_paths, cases_digest=cases_sha, **where, case_files=files,
                         skip_tags=skip_tags, timeout_s=timeout, frameworks={}, argv=sys.argv[1:])  # fmt: skip
     names: dict[str, str] = {}
     for h in parts.headers:
