@@ -117,11 +117,14 @@ def test_bad_adapter_spec_and_bad_timeout_are_one_line_errors(capsys):
     assert main(["run", "--adapter", "no_such_module_xyz:F", "--out", "x.jsonl"]) == 2
     assert main(["run", "--adapter", "nocolon", "--out", "x.jsonl"]) == 2
     assert main(["run", "--framework", "torch", "--timeout", "0", "--out", "x.jsonl"]) == 2
+    assert main(["run", "--framework", "torch", "--cases", "cases/worked_examples.yaml",
+                 "--out", "/proc/no/x.jsonl", "--quiet"]) == 2  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "xentcheck: error: --adapter no_such_module_xyz:F: no module 'no_such_module_xyz' on the Python path",
         "xentcheck: error: --adapter nocolon: write it as MODULE:ATTRIBUTE",
         "xentcheck: error: --timeout must be a positive number of seconds",
+        "xentcheck: error: cannot write /proc/no: No such file or directory",
     ]
 
 

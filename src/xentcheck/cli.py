@@ -201,6 +201,10 @@ def cmd_run(args) -> int:
                    golden_cache=Path(args.golden_cache) if args.golden_cache else None)  # fmt: skip
     except RunError as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:  # --out or --golden-cache not writable, say
+        raise UsageError(
+            f"cannot write {exc.filename or args.out}: {exc.strerror or exc}"
+        ) from None
     except Interrupted as exc:
         print(
             f"xentcheck: {exc}; the same command with --resume finishes the run",
