@@ -63,12 +63,15 @@ class Output:
 
     out_dtype is the framework's dtype name of the value (``float32`` when a float16 call
     came back upcast, say); errors are measured in ULPs of the dtype under test.
+    compile_s is the part of the call spent compiling or tracing (a new shape under
+    ``jax.jit``), when the adapter can tell; the run header sums it per framework.
     """
 
     value: np.ndarray
     grads: dict[str, np.ndarray] = field(default_factory=dict)
     out_dtype: str = ""
     note: str = ""
+    compile_s: float | None = None
 
 
 @dataclass(frozen=True)

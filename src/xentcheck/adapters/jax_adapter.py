@@ -50,6 +50,7 @@ import os
 import platform
 import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -298,7 +299,11 @@ def _trim_heap() -> None:
 
 
 def _executable(key: tuple, f: Callable, args: tuple, device, dtype: str):
-    """The compiled executable for ``args``; queue the other dtypes' in the background."""
+    """(compiled executable for ``args``, seconds spent compiling or waiting for it).
+
+    The executables of the other dtypes are queued for compilation in the background.
+    """
+    t0 = time.perf_counter()
     sig = (key, str(device), _signature(args))
     with _LOCK:
         fut = _EXEC.get(sig)
@@ -310,6 +315,7 @@ def _executable(key: tuple, f: Callable, args: tuple, device, dtype: str):
         with _LOCK:
             _EXEC[sig] = fut
     compiled = fut.result()
+    compile_s = time.perf_counter() - t0
     _trim_heap()
     if dtype in _FLOATS:
         with _LOCK:
@@ -330,7 +336,7 @@ def _executable(key: tuple, f: Callable, args: tuple, device, dtype: str):
     with _LOCK:
         while len(_EXEC) > _EXEC_MAX:
             _EXEC.popitem(last=False)
-    return compiled
+    return compiled, compile_s
 
 
 def _to_jax(a: np.ndarray, dtype: str, device):
@@ -359,11 +365,13 @@ def _execute(api: str, call: Call, fn: LossFn, static: tuple, scalars: Mapping[s
     ct = _to_jax(np.asarray(call.cotangent, dtype=np.float64), "float64", device)
     args = (diff, const, ct)
     f = _jitted((api, static), fn)
-    value, grads = _executable((api, static), f, args, device, call.dtype)(*args)
+    compiled, compile_s = _executable((api, static), f, args, device, call.dtype)
+    value, grads = compiled(*args)
     out = Output(
         value=np.asarray(value, dtype=np.float64),
         grads={k: np.asarray(v, dtype=np.float64) for k, v in grads.items()},
         out_dtype=str(value.dtype),
+        compile_s=compile_s,
     )
     if value.shape != np.shape(call.cotangent):
         out.note = f"value shape {tuple(value.shape)} != expected {np.shape(call.cotangent)}"
