@@ -184,3 +184,19 @@ def test_derived_known_entries_explain_compiled_rows_like_eager_ones():
     ]
     finite = dataclasses.replace(nan, actual=np.array([1.0]))
     assert not any(k.matches(finite) for k in tensorflow_xla.ENTRIES)
+
+
+def test_keras_torch_inherits_torch_default_ignore_index_entry():
+    from xentcheck.known import keras_torch
+    from xentcheck.reference import LOSSES
+
+    params = dict(LOSSES["softmax_cross_entropy"].params)
+    inputs = {"logits": np.asarray(LOGITS), "target": np.array([2, -100, 3])}
+    api = "keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
+    f = _finding("keras-torch", api, "softmax_cross_entropy", inputs, params, "error", None,
+                 np.array([1.0]), True)  # fmt: skip
+    assert [k.id for k in keras_torch.ENTRIES if k.matches(f)] == [
+        "keras-torch-default-ignore-index"
+    ]
+    seven = {**inputs, "target": np.array([2, 7, 3])}
+    assert not any(k.matches(dataclasses.replace(f, inputs=seven)) for k in keras_torch.ENTRIES)
