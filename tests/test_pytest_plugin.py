@@ -9,6 +9,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+# pytester's in-process runs drop the modules first imported inside them; a C extension
+# (libyaml's parser, jaxlib) does not survive being imported twice, so load them here
+import xentcheck.harness.cases
+import xentcheck.harness.worker  # noqa: F401
+
 pytest.importorskip("torch")
 
 pytest_plugins = ["pytester"]
@@ -222,21 +227,40 @@ def test_broken_case_file_is_a_one_line_collection_error(pytester: pytest.Pytest
     assert "Traceback" not in out
 
 
-def test_unknown_framework_is_reported_once_per_file(pytester: pytest.Pytester) -> None:
+def test_unknown_framework_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", small=SMALL)
     result = pytester.runpytest("--xentcheck-framework", "nosuch")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*framework 'nosuch' cannot be loaded*unknown framework*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--xentcheck-framework nosuch: unknown framework; use one of torch*"]
+    )
+    result = pytester.runpytest("--xentcheck-framework", "no_such_module:adapter")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no module 'no_such_module' on the Python path*"])
+
+
+def test_missing_gpu_items_are_skipped_with_the_reason(pytester: pytest.Pytester) -> None:
+    if torch_has_gpu():
+        pytest.skip("this machine has a GPU")
+    pytester.makefile(".yaml", small=SMALL)
+    result = pytester.runpytest("--xentcheck-device", "gpu", "-rs", *TORCH)
+    result.assert_outcomes(skipped=8)
+    result.stdout.fnmatch_lines(["SKIPPED [[]8[]] small.yaml:2: torch has no gpu: *"])
+
+
+def torch_has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 @pytest.mark.jax
 def test_jax_items(pytester: pytest.Pytester) -> None:
     pytest.importorskip("optax")
     pytester.makefile(".yaml", small=SMALL)
-    result = pytester.runpytest("--xentcheck-framework", "jax", "--xentcheck-dtype", "float32")
-    ids_result = pytester.runpytest(
-        "--collect-only", "-q", "--xentcheck-framework", "jax", "--xentcheck-dtype", "float32"
-    )
+    args = ["--xentcheck-framework", "jax", "--xentcheck-dtype", "float32"]
+    result = pytester.runpytest_subprocess(*args, timeout=300)
+    ids_result = pytester.runpytest_subprocess("--collect-only", "-q", *args, timeout=300)
     ids = _ids(ids_result)
     # optax's integer-label API is routed by reduction: one API per sweep point
     assert ids and all("::optax." in i and "::float32::cpu[" in i for i in ids)

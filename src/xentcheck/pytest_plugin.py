@@ -57,6 +57,8 @@ _CACHE_ENTRIES = 256
 _CACHE_BYTES = 256 * 2**20
 #: a longer reproduction script is written to a file and its path shown
 _INLINE_SCRIPT_LINES = 40
+#: failures per process that get a reproduction script (the rest show the rerun line)
+_MAX_SCRIPTS = 20
 
 
 def is_case_file(path: Path) -> bool:
@@ -100,11 +102,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xentcheck: an item collected from a xentcheck case file")
+    names = config.getoption("xentcheck_framework")
+    if names:
+        _check_names(names)
     config.stash[_STATE] = State(
-        names=config.getoption("xentcheck_framework"),
+        names=names,
         dtypes=config.getoption("xentcheck_dtype"),
         device=config.getoption("xentcheck_device"),
     )
+
+
+def _check_names(names: list[str]) -> None:
+    """Reject an unknown framework name before collection (without importing frameworks)."""
+    import importlib.util
+
+    from xentcheck.adapters import FRAMEWORKS, entry_point_adapters
+
+    known = [*FRAMEWORKS, *entry_point_adapters()]
+    for name in names:
+        if ":" in name:
+            module = name.partition(":")[0]
+            try:
+                found = bool(module) and importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                raise pytest.UsageError(
+                    f"--xentcheck-framework {name}: no module {module!r} on the Python path"
+                )
+        elif name not in known:
+            raise pytest.UsageError(
+                f"--xentcheck-framework {name}: unknown framework; use one of "
+                f"{', '.join(known)}, or module:attribute"
+            )
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -137,6 +167,7 @@ class State:
     device: str
     loaded: list[Any] | None = None
     headers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: int = 0
     devices: dict[str, list[str]] = field(default_factory=dict)
     skipped: dict[str, dict[str, str]] = field(default_factory=dict)
     _raw: OrderedDict = field(default_factory=OrderedDict)
@@ -293,12 +324,12 @@ class CaseFile(pytest.File):
         for case in load_file(self.path, self.path.parent):
             yield CaseNode.from_parent(self, name=_safe(case.id), case=case)
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(self, excinfo):
         from xentcheck.harness.errors import CaseError
 
         if excinfo.errisinstance((CaseError, FrameworkLoadError)):
             return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
+        return super().repr_failure(excinfo)
 
 
 class _Group(pytest.Collector):
@@ -349,8 +380,10 @@ class CaseNode(pytest.Collector):
             return out
         table: dict[tuple[int, int], dict[str, Runs]] = {}
         for inst in instances:
-            for dtype in dtypes:  # a provisional Call: does each API apply to it?
-                inputs = state.rounded(self.path, inst, dtype)
+            # a provisional Call per dtype: does each API apply to it? APIs decide by the
+            # inputs' kinds and the parameters, so the float64 inputs serve every dtype
+            inputs = state.rounded(self.path, inst, "float64")
+            for dtype in dtypes:
                 call = Call(
                     loss=case.loss,
                     inputs=inputs,
@@ -436,7 +469,7 @@ class CaseItem(pytest.Item):
             self.rows = state.reference_rows(self.path, self.instance)
         elif self.device not in state.devices.get(self.fw.name, []):
             why = state.skipped.get(self.fw.name, {}).get(self.device, "device not selected")
-            pytest.skip(f"{self.fw.name} has no {self.device}: {why}")
+            _skip(f"{self.fw.name} has no {self.device}: {why}")
         else:
             from xentcheck.harness.worker import run_api
 
@@ -452,7 +485,16 @@ class CaseItem(pytest.Item):
 
     def repr_failure(self, excinfo, style=None):
         if excinfo.errisinstance(Discrepancy):
-            return failure_text(excinfo.value.rows, self._header(), self.nodeid, _script_dir(self))
+            state = _state(self)
+            state.failures += 1
+            script = state.failures <= _MAX_SCRIPTS  # writing one takes ~0.1 s
+            return failure_text(
+                excinfo.value.rows,
+                self._header(),
+                self.nodeid,
+                _script_dir(self) if script else None,
+                with_script=script,
+            )
         return super().repr_failure(excinfo, style=style)
 
     def _header(self) -> dict | None:
@@ -481,6 +523,15 @@ def _script_dir(item: pytest.Item) -> Path | None:
         return None
 
 
+def _skip(reason: str) -> None:
+    """Skip the running item, reported at the case's line (not at this plugin's)."""
+    try:
+        exc = pytest.skip.Exception(reason, _use_item_location=True)
+    except TypeError:  # a pytest without the private flag: the plugin's line, still a skip
+        exc = pytest.skip.Exception(reason)
+    raise exc
+
+
 def judge(rows: list[dict], runxfail: bool = False) -> None:
     """Pass, fail, xfail or skip an item from its result rows."""
     bad = [r for r in rows if r["status"] in FAILING]
@@ -494,9 +545,9 @@ def judge(rows: list[dict], runxfail: bool = False) -> None:
         quantities = ", ".join(r["quantity"] for r in known)
         pytest.xfail(f"{quantities}: " + " | ".join(reasons))
     if not rows:
-        pytest.skip("the API does not apply to this instance")
+        _skip("the API does not apply to this instance")
     if all(r["status"] == "unsupported" for r in rows):
-        pytest.skip("unsupported: " + "; ".join(dict.fromkeys(r.get("message", "") for r in rows)))
+        _skip("unsupported: " + "; ".join(dict.fromkeys(r.get("message", "") for r in rows)))
 
 
 # ------------------------------------------------------------------ failure text
@@ -526,7 +577,11 @@ def _window(row: dict) -> str:
 
 
 def failure_text(
-    rows: list[dict], header: dict | None, nodeid: str, script_dir: Path | None = None
+    rows: list[dict],
+    header: dict | None,
+    nodeid: str,
+    script_dir: Path | None = None,
+    with_script: bool = True,
 ) -> str:
     """What a failing item shows: per quantity the status, errors, expected vs actual,
     the documented explanation if any, then a reproduction script."""
@@ -560,6 +615,12 @@ def failure_text(
     lines.append("")
     lines.append("reproduce:")
     lines.append(f"    pytest {shlex.quote(nodeid)}")
+    if not with_script:
+        lines.append(
+            f"    (reproduction scripts are written for the first {_MAX_SCRIPTS} failures of "
+            "a run; run this item alone for its script)"
+        )
+        return "\n".join(lines)
     script = repro_script(rows, header)
     if script and script_dir is not None and script.count("\n") > _INLINE_SCRIPT_LINES:
         path = script_dir / (re.sub(r"[^A-Za-z0-9_.=-]+", "_", nodeid)[-150:] + ".py")
