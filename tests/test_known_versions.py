@@ -154,3 +154,17 @@ def test_shipped_ranges_include_the_pinned_versions() -> None:
             if installed_version(rng[0]) is not None:
                 assert k.applies_to(), (k.id, k.versions, installed_version(rng[0]))
     assert ranged >= 2
+
+
+def test_every_framework_with_a_known_module_finds_its_entries() -> None:
+    """``keras-jax`` reads ``known/keras_jax.py``: a hyphenated framework name must not
+    silently lose its documented differences."""
+    from xentcheck.adapters import FRAMEWORKS
+
+    known_dir = Path(entries.__code__.co_filename).parent
+    for fw in FRAMEWORKS:
+        module = known_dir / f"{fw.replace('-', '_')}.py"
+        if module.exists():
+            found = entries(fw)
+            assert found and {k.framework for k in found} == {fw}, fw
+    assert entries("no-such-framework") == [] and entries("../torch") == []

@@ -14,7 +14,7 @@ package); a finding from a version outside the range is not explained by it, and
 of its rows (fixed upstream, say). An entry without ``versions`` applies to every version.
 
 Entries live in one module per framework (``known/torch.py`` ...) as ``ENTRIES`` lists;
-a framework named ``X`` finds ``xentcheck.known.X`` when that module exists.
+a framework named ``X`` finds ``xentcheck.known.X`` when that module exists (``-`` read as ``_``).
 """
 
 from __future__ import annotations
@@ -165,11 +165,13 @@ _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def entries(framework: str) -> list[Known]:
-    """The entries for ``framework``: ``xentcheck.known.<framework>.ENTRIES`` (empty when
-    there is no such module)."""
+    """The entries for ``framework``: ``xentcheck.known.<framework>.ENTRIES``, a ``-`` in
+    the name read as ``_`` (``keras-jax`` -> ``known/keras_jax.py``); empty when there is
+    no such module."""
     if framework not in _cache:
-        module = f"xentcheck.known.{framework}"
-        if _MODULE_NAME.match(framework) and importlib.util.find_spec(module) is not None:
+        name = framework.replace("-", "_")
+        module = f"xentcheck.known.{name}"
+        if _MODULE_NAME.match(name) and importlib.util.find_spec(module) is not None:
             _cache[framework] = list(importlib.import_module(module).ENTRIES)
         else:
             _cache[framework] = []
