@@ -54,6 +54,9 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("onnxruntime", "onnx"),
     "keras-jax": ("keras", "jax"),
     "keras-torch": ("keras", "torch"),
+    "torch-compile": ("torch",),
+    "tensorflow-xla": ("tensorflow",),
+    "jax-eager": ("jax", "optax"),
 }
 
 #: built-ins that cannot share a Python process with the others (Keras picks its backend
