@@ -5,6 +5,7 @@ catch it, the ordinary ones pass, and the same cases pass a correct kernel."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -175,3 +176,17 @@ def test_pytest_plugin_runs_the_example_adapter(tmp_path: Path) -> None:
     tail = proc.stdout.strip().splitlines()[-1]
     assert "3 failed, 2 passed" in tail, tail
     assert "value: nonfinite" in proc.stdout and "actual  : [nan]" in proc.stdout
+
+
+def test_every_builtin_framework_declares_its_packages() -> None:
+    """available_frameworks() judges a built-in by REQUIRES without importing it: one
+    missing there would silently drop out of the CLI's and the plugin's defaults."""
+    from xentcheck.adapters import FRAMEWORKS, OWN_PROCESS, REQUIRES, available_frameworks
+
+    assert set(REQUIRES) == set(FRAMEWORKS)
+    assert set(FRAMEWORKS) >= OWN_PROCESS
+    everything = available_frameworks()
+    shared = available_frameworks(one_process=True)
+    assert set(shared) == set(everything) - OWN_PROCESS
+    if importlib.util.find_spec("torch") is not None:
+        assert "torch" in shared
