@@ -237,6 +237,9 @@ def test_unknown_framework_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--xentcheck-framework", "no_such_module:adapter")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*no module 'no_such_module' on the Python path*"])
+    result = pytester.runpytest("--xentcheck-framework", "keras-jax", *TORCH)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*keras-jax needs a pytest process of its own*"])
 
 
 def test_missing_gpu_items_are_skipped_with_the_reason(pytester: pytest.Pytester) -> None:

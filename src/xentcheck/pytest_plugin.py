@@ -116,9 +116,15 @@ def _check_names(names: list[str]) -> None:
     """Reject an unknown framework name before collection (without importing frameworks)."""
     import importlib.util
 
-    from xentcheck.adapters import FRAMEWORKS, entry_point_adapters
+    from xentcheck.adapters import FRAMEWORKS, OWN_PROCESS, entry_point_adapters
 
     known = [*FRAMEWORKS, *entry_point_adapters()]
+    alone = [n for n in dict.fromkeys(names) if n in OWN_PROCESS]
+    if alone and len(set(names)) > 1:
+        raise pytest.UsageError(
+            f"--xentcheck-framework {alone[0]} needs a pytest process of its own (Keras "
+            "picks its backend once per process): run it without other frameworks"
+        )
     for name in names:
         if ":" in name:
             module = name.partition(":")[0]
@@ -355,6 +361,11 @@ class CaseNode(pytest.Collector):
     def __init__(self, *, case, **kw) -> None:
         super().__init__(**kw)
         self.case = case
+
+    def repr_failure(self, excinfo):
+        if excinfo.errisinstance(FrameworkLoadError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
 
     def collect(self) -> list[pytest.Node]:
         import numpy as np
