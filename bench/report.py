@@ -73,6 +73,8 @@ def table(doc: dict[str, Any]) -> str:
     for k in ("sequential", "parallel", "speedup"):
         if k in suite:
             lines.append(f"{'suite_wall_s.' + k:48s} {_fmt(suite[k]):>10s}")
+    for fw, v in (doc.get("compile_share_of_calls") or {}).items():
+        lines.append(f"{'compile_share_of_calls[' + fw + ']':48s} {_fmt(v):>10s}")
     for fw, c in (doc.get("compile") or {}).items():
         lines.append(
             f"{'compile[' + fw + ']':48s} {c['count']:>10d}  ({c['kind']}, {c['seconds']:.1f} s)"
