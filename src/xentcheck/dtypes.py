@@ -52,11 +52,11 @@ def ulp(x: np.ndarray, dtype: str) -> np.ndarray:
     info = ml_dtypes.finfo(numpy_dtype(dtype))
     x = np.abs(np.asarray(x, dtype=np.float64))
     tiny_sub = float(info.smallest_subnormal)
-    big = float(info.max)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        clipped = np.minimum(x, big)
-        exponent = np.floor(np.log2(np.where(clipped > 0, clipped, 1.0)))
-        u = np.ldexp(1.0, (exponent - info.nmant).astype(np.int64))
+    clipped = np.minimum(x, float(info.max))
+    # frexp: clipped = f * 2**e with f in [0.5, 1), so floor(log2 clipped) = e - 1 exactly
+    # (log2 rounds up to the next integer just below a power of two)
+    _, exponent = np.frexp(clipped)
+    u = np.ldexp(1.0, exponent - (1 + info.nmant))
     u = np.where(clipped > 0, np.maximum(u, tiny_sub), tiny_sub)
     return np.where(np.isfinite(x), u, np.nan)
 
@@ -69,6 +69,10 @@ def saturate(x: np.ndarray, dtype: str) -> np.ndarray:
     Finite values that fit keep their float64 precision.
     """
     x = np.asarray(x, dtype=np.float64)
+    big = float(ml_dtypes.finfo(numpy_dtype(dtype)).max)
+    with np.errstate(invalid="ignore"):
+        if not (np.abs(x) > big).any():  # nothing beyond the largest finite: fast path
+            return x
     with np.errstate(over="ignore", invalid="ignore"):
         rounded = x.astype(numpy_dtype(dtype)).astype(np.float64)
     return np.where(np.isinf(rounded) & np.isfinite(x), rounded, x)

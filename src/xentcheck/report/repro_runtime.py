@@ -61,10 +61,9 @@ def repro_ulp(x, dtype):
     subnormal; the ulp of the largest finite value beyond it); NaN for non-finite ``x``."""
     nmant, tiny_sub, big = REPRO_FINFO[dtype]
     x = np.abs(np.asarray(x, dtype=np.float64))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        clipped = np.minimum(x, big)
-        exponent = np.floor(np.log2(np.where(clipped > 0, clipped, 1.0)))
-        u = np.ldexp(1.0, (exponent - nmant).astype(np.int64))
+    clipped = np.minimum(x, big)
+    _, exponent = np.frexp(clipped)  # clipped = f * 2**exponent, f in [0.5, 1)
+    u = np.ldexp(1.0, exponent - (1 + nmant))
     u = np.where(clipped > 0, np.maximum(u, tiny_sub), tiny_sub)
     return np.where(np.isfinite(x), u, np.nan)
 
