@@ -94,3 +94,11 @@ def test_saturate_maps_values_beyond_the_dtype_range_to_infinity():
     s = saturate(x, "float16")
     assert s[0] == -np.inf and s[1] == 65504.0 and s[2] == np.inf and s[3] == 1.0 and np.isnan(s[4])
     np.testing.assert_array_equal(saturate(x[:4], "float64"), x[:4])
+
+
+def test_scalar_outputs_compare_like_arrays():
+    """0-d values (a reduced loss) take the all-finite path too."""
+    c = compare(np.float64(2.0), np.float64(2.0 + 2**-20), "float32", 1.3e-6, 1e-5)
+    assert c.status == "pass" and c.max_abs_err == 2**-20 and c.index == []
+    c = compare(np.array(2.0), np.array(2.5), "float32", 1.3e-6, 1e-5)
+    assert c.status == "mismatch" and c.max_rel_err == 0.25

@@ -16,6 +16,7 @@ in the dtype under test. An input torch does not differentiate is left out of th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -86,8 +87,16 @@ def _dtype_name(t: torch.Tensor) -> str:
     return str(t.dtype).removeprefix("torch.")
 
 
-def _execute(call: Call, build: Builder) -> Output:
-    """Build the tensors of ``call``, run ``build`` and take the VJP with the cotangent."""
+def _execute(
+    call: Call,
+    build: Builder,
+    around: Callable[[torch.device], contextlib.AbstractContextManager] | None = None,
+) -> Output:
+    """Build the tensors of ``call``, run ``build`` and take the VJP with the cotangent.
+
+    ``around(device)``, when given, is a context the call of ``build`` runs in (Keras on
+    torch places its ops with ``keras.device``).
+    """
     device = _device(call)
     dtype = _dtype(call)
     tensors: dict[str, torch.Tensor] = {}
@@ -100,7 +109,8 @@ def _execute(call: Call, build: Builder) -> Output:
             t.requires_grad_(True)
             leaves[name] = t
         tensors[name] = t
-    value = build(tensors, call)
+    with around(device) if around is not None else contextlib.nullcontext():
+        value = build(tensors, call)
     out = Output(value=_numpy(value), out_dtype=_dtype_name(value))
     if not leaves or not value.requires_grad:
         return out

@@ -105,8 +105,7 @@ def _compare_finite(expected, actual, dtype, rtol, atol, note) -> Comparison:
     abs_err = np.abs(actual - expected)
     mag = np.abs(expected)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel_err = abs_err / mag
-    rel_err[abs_err == 0] = 0.0
+        rel_err = np.where(abs_err == 0, 0.0, abs_err / mag)
     ulp_err = abs_err / ulp(expected, dtype)
     bad = abs_err > atol + rtol * mag
     worst = int(np.argmax(np.where(bad, ulp_err, -1.0))) if bad.any() else int(np.argmax(ulp_err))
