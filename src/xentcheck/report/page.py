@@ -1,0 +1,304 @@
+"""The HTML report: one self-contained page (CSS, JS and data inline, no other request).
+
+:func:`page_data` turns merged rows into the compact JSON the page draws from (columnar,
+with value tables; drill-down details only for rows that are not a plain pass; each case
+file's text once). :func:`render_page` embeds it in ``templates/report.html`` as
+``<script type="application/json">`` with ``<``, ``>``, ``&``, U+2028 and U+2029 escaped, so
+no case text or framework message can close the script element or run as markup.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from xentcheck import __version__
+from xentcheck.report import sources
+from xentcheck.report.model import (
+    DETAILED,
+    DISCREPANT,
+    SEVERITY,
+    Column,
+    Merged,
+    changes,
+    short_float,
+    status_counts,
+)
+
+Row = dict[str, Any]
+
+_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+_ESCAPE_RE = re.compile("[<>&\u2028\u2029]")
+
+
+def script_json(data: Any) -> str:
+    """JSON safe to place inside ``<script type="application/json">``."""
+    try:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # a NaN/Infinity float somewhere: write it as the strings rows use
+        text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group()], text)
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _template(name: str) -> str:
+    return resources.files("xentcheck.report").joinpath("templates", name).read_text("utf-8")
+
+
+def render_page(data: dict[str, Any]) -> str:
+    """The complete HTML page for ``data`` (from :func:`page_data`)."""
+    fills = {
+        "/*CSS*/": _template("report.css"),
+        "/*JS*/": _template("report.js"),
+        "/*DATA*/": script_json(data),
+    }
+    # one pass, so no filled-in text is ever searched for another marker
+    return re.sub(r"/\*(CSS|JS|DATA)\*/", lambda m: fills[m.group()], _template("report.html"))
+
+
+def _run_info(header: Row, file: str) -> dict[str, Any]:
+    keep = ("time", "host", "cpu", "platform", "python", "xentcheck_version", "cases_digest")
+    info: dict[str, Any] = {k: header.get(k) for k in keep if header.get(k) is not None}
+    info["file"] = file
+    frameworks = {}
+    for fw, v in (header.get("frameworks") or {}).items():
+        if isinstance(v, dict):
+            frameworks[fw] = {k: v.get(k) for k in ("versions", "devices", "skipped") if v.get(k)}
+    info["frameworks"] = frameworks
+    return info
+
+
+def _not_reproduced(headers: list[Row], rows: list[Row]) -> list[dict[str, Any]] | None:
+    """Documented differences the run did not hit, when the known registry can say."""
+    try:
+        from xentcheck.known import not_reproduced
+    except ImportError:
+        return None
+    try:
+        found = not_reproduced(headers, rows)
+    except Exception as exc:  # the report must not fail on a helper's bug
+        print(f"xentcheck: warning: known.not_reproduced failed: {exc}", file=sys.stderr)
+        return None
+    out = []
+    for k in found or []:
+        d = k if isinstance(k, dict) else getattr(k, "__dict__", {})
+        apis = d.get("apis", [])
+        out.append(
+            {
+                "id": str(d.get("id", "")),
+                "framework": str(d.get("framework", "")),
+                "apis": [str(a) for a in apis] if isinstance(apis, list | tuple) else [str(apis)],
+                "explanation": str(d.get("explanation", "")),
+            }
+        )
+    return out
+
+
+def _repro(rows: list[Row], headers: list[Row]) -> tuple[dict[str, Any] | None, str]:
+    """The reproduction-script bundle for ``rows`` (keys: their positions, as strings)."""
+    try:
+        from xentcheck.report import repro
+    except ImportError:
+        return None, "the reproduction module is not installed"
+    bundle = getattr(repro, "bundle", None)
+    if bundle is None:
+        return None, "the reproduction module has no bundle()"
+    try:
+        out = bundle(rows, headers)
+        json.dumps(out)
+    except Exception as exc:  # one bad case must not cost the whole report
+        print(f"xentcheck: warning: reproduction scripts left out: {exc}", file=sys.stderr)
+        return None, f"building the scripts failed: {type(exc).__name__}"
+    if not isinstance(out, dict):
+        return None, "the reproduction module returned no bundle"
+    return {
+        "parts": out.get("parts", {}),
+        "rows": {str(k): v for k, v in out.get("rows", {}).items()},
+    }, ""
+
+
+def page_data(
+    merged: Merged,
+    baseline_rows: Sequence[Row] | None = None,
+    baseline_files: Sequence[str] = (),
+    case_files: sources.CaseFiles | None = None,
+    with_inputs: bool = True,
+    with_repro: bool = True,
+) -> dict[str, Any]:
+    """The JSON the page draws from (see the module docstring)."""
+    rows, headers = merged.rows, merged.headers
+    cols = {
+        n: Column()
+        for n in ("loss", "case", "inst", "fw", "api", "dev", "dtype", "qty", "status", "variant")
+    }
+    ulp, abs_, rel, det, run = [], [], [], [], []
+    change_col = Column() if baseline_rows is not None else None
+    change_of, gone = changes(rows, baseline_rows) if baseline_rows is not None else ([], 0)
+    tags: dict[str, int] = {}
+    case_info: list[dict[str, Any]] = []
+    params: list[Any] = []
+    files_src: list[dict[str, Any]] = []
+    file_index: dict[str, int] = {}
+    known = Column()
+    known_info: list[dict[str, str]] = []
+    details: list[dict[str, Any]] = []
+    detail_rows: list[Row] = []
+    case_files = case_files or sources.CaseFiles(headers)
+
+    for i, r in enumerate(rows):
+        get = r.get
+        cols["loss"].add(str(get("loss", "")))
+        c = cols["case"].add(str(get("case", "")))
+        if c == len(case_info):
+            src = get("source") or {}
+            f = -1
+            if isinstance(src, dict) and src.get("file"):
+                path = str(src["file"])
+                if path not in file_index:
+                    file_index[path] = len(files_src)
+                    files_src.append({"p": path, "t": case_files.text(path)})
+                f = file_index[path]
+            line = int(src.get("line") or 0) if isinstance(src, dict) else 0
+            text = files_src[f]["t"] if f >= 0 else None
+            end = sources.case_span(text, line)[1] if text else line
+            tag_codes = [tags.setdefault(str(t), len(tags)) for t in get("tags") or []]
+            case_info.append(
+                {
+                    "d": str(get("description") or ""),
+                    "t": tag_codes,
+                    "f": f,
+                    "l": line,
+                    "e": end,
+                    "x": bool(get("expect_error")),
+                }
+            )
+        n = cols["inst"].add(str(get("instance", "")))
+        if n == len(params):
+            params.append(_finite(get("params") or {}))
+        cols["fw"].add(str(get("framework", "")))
+        cols["api"].add(str(get("api", "")))
+        cols["dev"].add(str(get("device", "")))
+        cols["dtype"].add(str(get("dtype", "")))
+        cols["qty"].add(str(get("quantity", "")))
+        status = str(get("status", ""))
+        cols["status"].add(status)
+        cols["variant"].add(merged.variant_of[i])
+        run.append(merged.run_of[i])
+        if change_col is not None:
+            change_col.add(change_of[i])
+        ulp.append(short_float(get("max_ulp")))
+        abs_.append(short_float(get("max_abs_err")))
+        rel.append(short_float(get("max_rel_err")))
+        if status in DETAILED or status not in SEVERITY:
+            d: dict[str, Any] = {}
+            for key, name in (("expected", "ex"), ("actual", "ac"), ("index", "i"), ("shape", "sh"),
+                              ("message", "m"), ("out_dtype", "od"), ("rtol", "rt"), ("atol", "at"),
+                              ("behaviour", "b"), ("unexplained_status", "us")):  # fmt: skip
+                v = get(key)
+                if v not in (None, "", []):
+                    d[name] = v
+            d["k"] = -1
+            if get("known_id"):
+                k = known.add(str(get("known_id")))
+                if k == len(known_info):
+                    known_info.append(
+                        {
+                            "id": str(get("known_id")),
+                            "x": str(get("explanation") or ""),
+                            "u": str(get("link") or ""),
+                        }
+                    )
+                d["k"] = k
+            det.append(len(details))
+            details.append(d)
+            if status in DISCREPANT:
+                detail_rows.append((len(details) - 1, r))
+        else:
+            det.append(-1)
+
+    inputs_by_inst: list[Any] = [None] * len(cols["inst"].values)
+    if with_inputs:
+        summaries = sources.instance_inputs(case_files, (r for _, r in detail_rows))
+        for code, name in enumerate(cols["inst"].values):
+            inputs_by_inst[code] = summaries.get(name)
+    repro, repro_note = (None, "left out") if not with_repro else (None, "")
+    if with_repro and detail_rows:
+        bundle, repro_note = _repro([r for _, r in detail_rows], headers)
+        if bundle is not None:  # keys are positions in detail_rows: map them to detail indices
+            positions = [d for d, _ in detail_rows]
+            bundle["rows"] = {
+                str(positions[int(k)]): v
+                for k, v in bundle["rows"].items()
+                if k.isdigit() and int(k) < len(positions)
+            }
+            repro = bundle
+
+    counts = status_counts(rows)
+    out: dict[str, Any] = {
+        "format": 1,
+        "version": __version__,
+        "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "files": [Path(f).name for f in merged.files],
+        "runs": [
+            _run_info(h, Path(merged.files[_file_of(merged, j)]).name if merged.files else "")
+            for j, h in enumerate(headers)
+        ],
+        "n": len(rows),
+        "severity": list(SEVERITY),
+        "counts": counts,
+        "replaced": merged.replaced,
+        "cols": {
+            **{k: col.to_json() for k, col in cols.items()},
+            "run": {"v": list(range(len(headers))), "c": run},
+            "ulp": ulp,
+            "abs": abs_,
+            "rel": rel,
+            "det": det,
+        },
+        "caseInfo": case_info,
+        "tags": list(tags),
+        "params": params,
+        "inputs": inputs_by_inst,
+        "files_src": files_src,
+        "known": known_info,
+        "details": details,
+        "repro": repro,
+        "reproNote": repro_note,
+        "notReproduced": _not_reproduced(headers, rows),
+        "baseline": None,
+    }
+    if change_col is not None:
+        out["cols"]["change"] = change_col.to_json()
+        out["baseline"] = {
+            "files": [Path(f).name for f in baseline_files],
+            "counts": {c: change_of.count(c) for c in ("new", "fixed", "changed", "unchanged")},
+            "gone": gone,
+        }
+    return out
+
+
+def _file_of(merged: Merged, header_index: int) -> int:
+    """Which file a header came from (headers are concatenated in file order)."""
+    return merged.header_file[header_index] if merged.header_file else 0
