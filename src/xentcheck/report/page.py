@@ -9,6 +9,8 @@ no case text or framework message can close the script element or run as markup.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import math
 import re
@@ -67,15 +69,49 @@ def _template(name: str) -> str:
     return resources.files("xentcheck.report").joinpath("templates", name).read_text("utf-8")
 
 
+#: page data larger than this (JSON bytes) is embedded gzip-compressed
+COMPRESS_ABOVE = 2_000_000
+
+
+def packed_json(data: Any, compress: bool) -> tuple[str, str]:
+    """(encoding, text) of ``data`` for a ``<script>`` data block.
+
+    ``json``: :func:`script_json`; ``gzip-base64``: the same JSON, gzip-compressed and
+    base64-encoded (the page unpacks it with the browser's ``DecompressionStream``), so a
+    100,000-row run or thousands of reproduction scripts stay a few megabytes.
+    """
+    text = script_json(data)
+    if not compress:
+        return "json", text
+    return "gzip-base64", base64.b64encode(gzip.compress(text.encode("utf-8"), 6, mtime=0)).decode()
+
+
 def render_page(data: dict[str, Any]) -> str:
-    """The complete HTML page for ``data`` (from :func:`page_data`)."""
+    """The complete HTML page for ``data`` (from :func:`page_data`).
+
+    The reproduction scripts (``data["repro"]``, most of the weight) always travel in a
+    block of their own, compressed; the rest is compressed when it exceeds
+    :data:`COMPRESS_ABOVE` bytes.
+    """
+    data = dict(data)
+    repro = data.pop("repro", None)
+    main = script_json(data)
+    enc, main = ("json", main) if len(main) <= COMPRESS_ABOVE else packed_json(data, True)
+    repro_enc, repro_text = packed_json(repro, True)
     fills = {
         "/*CSS*/": _template("report.css"),
         "/*JS*/": _template("report.js"),
-        "/*DATA*/": script_json(data),
+        "/*DATA*/": main,
+        "/*DATA_ENCODING*/": enc,
+        "/*REPRO*/": repro_text,
+        "/*REPRO_ENCODING*/": repro_enc,
     }
     # one pass, so no filled-in text is ever searched for another marker
-    return re.sub(r"/\*(CSS|JS|DATA)\*/", lambda m: fills[m.group()], _template("report.html"))
+    return re.sub(
+        r"/\*(CSS|JS|DATA|DATA_ENCODING|REPRO|REPRO_ENCODING)\*/",
+        lambda m: fills[m.group()],
+        _template("report.html"),
+    )
 
 
 def _run_info(header: Row, file: str) -> dict[str, Any]:

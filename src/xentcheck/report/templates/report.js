@@ -1,9 +1,23 @@
 /* xentcheck report: draws the page from the JSON in script#xc-data.
  * Every text from the data is set with textContent (never innerHTML), links only for
  * http(s) addresses, and the page makes no request to any host. */
-(function () {
+(async function () {
   "use strict";
-  const D = JSON.parse(document.getElementById("xc-data").textContent);
+  // a data block is JSON, or (data-encoding="gzip-base64") gzip-compressed JSON in base64,
+  // unpacked in the page itself: no request is made
+  async function readData(id) {
+    const node = document.getElementById(id);
+    if (!node) return null;
+    const text = node.textContent;
+    if (node.getAttribute("data-encoding") !== "gzip-base64") return JSON.parse(text);
+    const bin = atob(text.trim());
+    const bytes = new Uint8Array(bin.length);
+    for (let k = 0; k < bin.length; k++) bytes[k] = bin.charCodeAt(k);
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    return JSON.parse(await new Response(stream).text());
+  }
+  const D = await readData("xc-data");
+  D.repro = await readData("xc-repro");
   const C = D.cols;
   const N = D.n;
   const SEV = D.severity;
