@@ -116,6 +116,19 @@ def test_not_reproduced_lists_an_applicable_entry_that_matched_nothing(tmp_path:
     )
 
 
+def test_not_reproduced_does_not_judge_a_framework_that_runs_chosen_cases(tmp_path: Path) -> None:
+    # a compiled mode runs only the cases carrying its tags: an entry's triggering case
+    # may simply not be among them, so nothing is called fixed
+    headers, rows = _run(tmp_path, only="positive-target")
+    assert any(g["id"] == KL_ENTRY for g in not_reproduced(headers, rows))
+    subset = [
+        {**h, "frameworks": {fw: {**info, "case_tags": ["compiled-modes"]}
+                             for fw, info in h["frameworks"].items()}}
+        for h in headers
+    ]  # fmt: skip
+    assert not_reproduced(subset, rows) == []
+
+
 def test_not_reproduced_is_empty_where_the_entry_matched(tmp_path: Path) -> None:
     headers, rows = _run(tmp_path)
     assert KL_ENTRY not in {g["id"] for g in not_reproduced(headers, rows)}

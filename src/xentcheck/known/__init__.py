@@ -200,14 +200,21 @@ def not_reproduced(
     rows: their result rows. Only frameworks named in a header are judged, with that
     header's versions. A run of a subset of the suite can leave an entry's triggering
     case out: read the list next to what ran (it is exact for a run of the full suite).
+    A framework that runs only chosen cases by design (``case_tags`` in its header: the
+    compiled modes) is not judged at all.
     Returns one dict per entry, sorted by framework and id: ``id``, ``framework``,
     ``versions`` (the run's version of the package the entry is about), ``range``,
     ``apis`` (the exercised APIs it covers), ``explanation``, ``link``, ``status``.
     """
     versions: dict[str, dict[str, str]] = {}
+    subset: set[str] = set()
     for h in headers:
         for fw, info in (h.get("frameworks") or {}).items():
             versions.setdefault(fw, {}).update((info or {}).get("versions") or {})
+            if (info or {}).get("case_tags"):
+                subset.add(fw)
+    for fw in subset:
+        del versions[fw]
     exercised: dict[str, set[str]] = {fw: set() for fw in versions}
     seen: set[tuple[str, str]] = set()
     for r in rows:
