@@ -74,8 +74,38 @@ MIX = (
 )  # fmt: skip
 
 
-def big_rows(n: int, seed: int = 0) -> list[Row]:
-    """``n`` rows over many cases/instances/APIs, 3 frameworks x 4 dtypes, a realistic mix."""
+def shipped_suite(cases_dir: Path) -> tuple[Row, list[Row]]:
+    """(header fields, instances) of the shipped case files, as a real run records them.
+
+    The header fields embed the case files (``case_files``, ``cases_root``), so the
+    report finds each case's source, inputs and reproduction script as for a real run;
+    each instance is the identity part of a row (case, instance, loss, params, source...).
+    """
+    from xentcheck.harness.cases import expand, load_cases
+    from xentcheck.harness.runner import case_files
+
+    files, roots = case_files([str(cases_dir)])
+    fields = {"cases": [str(cases_dir)], "cases_root": roots[0], "case_files": files}
+    instances = []
+    for case in load_cases([cases_dir]):
+        src = Path(case.source.file)
+        src = src if src.is_absolute() else (cases_dir.parent / src)
+        for inst in expand(case):
+            instances.append({
+                "case": case.key, "instance": inst.name, "loss": case.loss,
+                "params": inst.params, "description": case.description,
+                "tags": list(case.tags), "expect_error": case.expect_error,
+                "source": {"file": str(src.resolve()), "line": case.source.line},
+            })  # fmt: skip
+    return fields, instances
+
+
+def big_rows(n: int, seed: int = 0, instances: list[Row] | None = None) -> list[Row]:
+    """``n`` rows over many cases/instances/APIs, 3 frameworks x 4 dtypes, a realistic mix.
+
+    With ``instances`` (from :func:`shipped_suite`) the rows cycle over those real
+    instances; otherwise over made-up cases that no case file defines.
+    """
     rnd = random.Random(seed)
     statuses = [s for s, _ in MIX]
     weights = [w for _, w in MIX]
@@ -84,8 +114,9 @@ def big_rows(n: int, seed: int = 0) -> list[Row]:
     for i in range(n):
         fw = fws[i % 3]
         dtype = DTYPES[(i // 3) % 4]
-        api_n = (i // 12) % 8
         case_n = i // 96  # 12 (fw x dtype) x 8 APIs per case
+        # past the last real instance, start again with other API names (identities stay unique)
+        api_n = (i // 12) % 8 + (8 * (case_n // len(instances)) if instances else 0)
         case = f"synth{case_n % 40}/case-{case_n}"
         status = rnd.choices(statuses, weights)[0]
         size = rnd.choice((1, 1, 3, 8))
@@ -121,5 +152,8 @@ def big_rows(n: int, seed: int = 0) -> list[Row]:
                 link="https://example.org/issue",
                 unexplained_status="mismatch",
             )
+        if instances:
+            extra.update(instances[case_n % len(instances)])
+            case = extra.pop("case")
         out.append(row(case, fw, status, dtype, **extra))
     return out

@@ -1,7 +1,9 @@
 """A 100,000-result report: small enough to ship, smooth enough to use.
 
-A synthetic run (3 frameworks x 4 dtypes, ~90% pass, every other status with expected and
-actual values and messages; the row shape of a real run) is built into a page, which must
+A synthetic run (the shipped suite's instances, 3 frameworks x 4 dtypes, ~90% pass, every
+other status with expected and actual values and messages; the row shape and header of a
+real run, case files included, so the page carries sources, inputs and reproduction
+scripts) is built into a page, which must
 stay under 20 MB and, in a real headless Chromium, load and apply a status filter without
 errors or requests within generous bounds (the test machine is small and shared). The
 size and timings are printed (run pytest with ``-s`` to see them).
@@ -16,6 +18,7 @@ import os
 import re
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +26,7 @@ from tests.report import synthetic as syn
 from xentcheck.report import build_report
 from xentcheck.report.browser import BrowserMissing, session
 
+ROOT = Path(__file__).resolve().parents[2]
 N = 100_000
 MAX_BYTES = 20 * 1024 * 1024
 MAX_LOAD_S = 30.0
@@ -33,8 +37,11 @@ MAX_FILTER_S = 10.0
 def big(tmp_path_factory):
     """(rows, results path, page path, seconds to build the page)."""
     tmp = tmp_path_factory.mktemp("scale")
-    rows = syn.big_rows(N)
-    results = syn.write(tmp / "results.jsonl", syn.header(), rows)
+    # the shipped suite's real instances, with the case files in the header as a real run
+    # has them: the page then carries case sources, inputs and reproduction scripts
+    fields, instances = syn.shipped_suite(ROOT / "cases")
+    rows = syn.big_rows(N, instances=instances)
+    results = syn.write(tmp / "results.jsonl", syn.header(**fields), rows)
     page = tmp / "index.html"
     t0 = time.perf_counter()
     build_report([str(results)], page)
@@ -49,8 +56,11 @@ def test_synthetic_run_is_realistic(big):
     assert {"mismatch", "known", "nonfinite", "error", "unsupported"} <= set(counts)
     assert {r["framework"] for r in rows} == set(syn.FRAMEWORKS)
     assert {r["dtype"] for r in rows} == set(syn.DTYPES)
-    assert len({r["case"] for r in rows}) > 1000
-    assert len({r["api"] for r in rows}) == 3 * 8
+    assert len({r["case"] for r in rows}) > 300
+    assert len({r["instance"] for r in rows}) > 900
+    assert len({r["api"] for r in rows}) >= 3 * 8
+    identities = {(r["instance"], r["framework"], r["api"], r["dtype"]) for r in rows}
+    assert len(identities) == N  # no row replaces another when merged
 
 
 def test_page_of_100k_results_is_under_20_mb(big):
@@ -98,10 +108,22 @@ def test_page_of_100k_results_loads_and_filters_smoothly(big):
         )
         not_pass = sum(r["status"] != "pass" for r in rows)
         assert _shown(s.page) == (not_pass, N)
-        print(f"\n[scale] {N:,} results: load {load_s:.2f} s, status filter {filter_s:.2f} s")
+        # a discrepancy's drill-down, with its reproduction script from the real case file
+        t1 = time.perf_counter()
+        s.page.locator("#result-table tbody tr.r").first.click()
+        script = s.page.locator("#drill pre.script").first
+        script.wait_for(timeout=60_000)
+        drill_s = time.perf_counter() - t1
+        text = script.inner_text()
+        assert "import" in text and "No reproduction" not in text
+        print(
+            f"\n[scale] {N:,} results: load {load_s:.2f} s, status filter {filter_s:.2f} s, "
+            f"drill-down {drill_s:.2f} s"
+        )
         assert s.errors == [], s.errors[:3]
         assert s.blocked == [], s.blocked[:3]
         assert load_s < MAX_LOAD_S
         assert filter_s < MAX_FILTER_S
+        assert drill_s < MAX_FILTER_S
     finally:
         ctx.__exit__(None, None, None)
