@@ -26,7 +26,9 @@ CLI = "import sys; from xentcheck.cli import main; sys.exit(main())"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _browser_or_skip() -> None:
+@pytest.fixture(scope="module")
+def browser() -> None:
+    """Skip (or fail, under XENTCHECK_REQUIRE_BROWSER=1) before the run when there is no browser."""
     try:
         chromium_path()
         import playwright.sync_api  # noqa: F401
@@ -62,8 +64,9 @@ def torch_results(tmp_path_factory) -> Path:
     ("extra", "size"),
     [([], (1440, 1000)), (["--width", "900", "--height", "700", "--dark", "--drill"], (900, 700))],
 )
-def test_screenshot_of_a_real_run_is_a_png_of_the_asked_size(torch_results, tmp_path, extra, size):
-    _browser_or_skip()
+def test_screenshot_of_a_real_run_is_a_png_of_the_asked_size(
+    browser, torch_results, tmp_path, extra, size
+):
     png = tmp_path / "docs" / "report.png"
     proc = subprocess.run(
         [sys.executable, "-m", "xentcheck.report.screenshot", str(torch_results), "-o", str(png),
