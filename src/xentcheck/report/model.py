@@ -125,24 +125,38 @@ def changes(rows: Sequence[Row], baseline: Sequence[Row]) -> tuple[list[str], in
     """Each row's change against ``baseline`` and the number of baseline rows now gone.
 
     ``new``: no earlier result with that identity; ``fixed``: it was a discrepancy and is
-    not any more; ``changed``: another status (a regression included); ``unchanged``.
+    not any more; ``changed``: another status (a regression included), or the same
+    status with a worst ULP error that moved by more than a factor of 2 (or appeared or
+    vanished); ``unchanged``.
     """
-    before: dict[tuple, str] = {base_key(r): r.get("status", "") for r in baseline}
+    before: dict[tuple, tuple[str, Any]] = {
+        base_key(r): (r.get("status", ""), r.get("max_ulp")) for r in baseline
+    }
     out = []
     present = set()
     for r in rows:
         k = base_key(r)
         present.add(k)
-        old = before.get(k)
-        if old is None:
+        if k not in before:
             out.append("new")
-        elif old == r.get("status"):
-            out.append("unchanged")
+            continue
+        old, old_ulp = before[k]
+        if old == r.get("status"):
+            out.append("changed" if _ulp_moved(old_ulp, r.get("max_ulp")) else "unchanged")
         elif is_bad(old) and not is_bad(r.get("status")):
             out.append("fixed")
         else:
             out.append("changed")
     return out, sum(1 for k in before if k not in present)
+
+
+def _ulp_moved(old: Any, new: Any) -> bool:
+    """Whether a worst ULP error moved by more than a factor of 2 (or appeared/vanished)."""
+    a, b = short_float(old), short_float(new)
+    if a is None or b is None:
+        return (a is None) != (b is None)
+    lo, hi = sorted((a, b))
+    return hi > 2 * lo and hi - lo > 1
 
 
 def short_float(x: Any) -> float | None:

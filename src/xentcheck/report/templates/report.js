@@ -171,7 +171,8 @@
     h.append(t);
     if (D.replaced) h.append(el("p", { cls: "muted small", text: D.replaced + " results appeared in more than one file; the last file's result is shown." }));
     if (D.notReproduced && D.notReproduced.length) {
-      h.append(el("h3", { text: "Documented differences that no longer reproduce (" + D.notReproduced.length + ")" }));
+      h.append(el("h3", { text: "Documented differences that no longer reproduce (" + D.notReproduced.length + ")" }),
+        el("p", { cls: "small muted", text: "Entries that apply to the run's versions and whose APIs ran, but that explained no result. Exact for a run of the whole shipped suite; a run of part of it may simply leave out an entry's triggering case." }));
       const ul = el("ul", { cls: "small", id: "not-reproduced" });
       for (const k of D.notReproduced) ul.append(el("li", null, el("code", { text: String(k.id || "") }), " (" + (k.framework || "") + "): " + (k.explanation || "") + " ", el("span", { cls: "muted", text: [].concat(k.apis || []).join(", ") })));
       h.append(ul);
@@ -302,7 +303,7 @@
     for (const g of gkeys) {
       const G = groups.get(g);
       const keys = colOrder(G.cols, cols);
-      if (g >= 0) host.append(el("h3", { text: V.loss[g] + " (" + G.rows.size + " " + (S.rowMode === "case" ? "cases" : "instances") + ")" }));
+      if (g >= 0) host.append(el("h3", { text: V.loss[g] + " (" + G.rows.size + " " + (S.rowMode === "case" ? "case" : "instance") + (G.rows.size === 1 ? "" : "s") + ")" }));
       const t = el("table", { cls: "mx", "data-group": g >= 0 ? V.loss[g] : "all" });
       const thead = el("thead");
       const rowLabelHead = S.rowMode === "loss" ? "loss" : S.rowMode;
