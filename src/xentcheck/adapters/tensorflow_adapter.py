@@ -44,7 +44,6 @@ import os
 import platform
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["KERAS_BACKEND"] = "tensorflow"
@@ -55,6 +54,15 @@ import tensorflow as tf
 
 from xentcheck.adapters import keras_apis
 from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported
+from xentcheck.adapters.keras_apis import (
+    _has,
+    _ignore_index,
+    _integer,
+    _is_set,
+    _probability,
+    _reject,
+    _smoothing,
+)
 from xentcheck.harness.results import cpu_name
 
 if keras.backend.backend() != "tensorflow":  # keras imported earlier with another backend
@@ -174,31 +182,6 @@ def _unsupported(reason: str) -> Builder:
 # ------------------------------------------------------------------ parameter helpers
 
 
-def _is_set(call: Call, name: str) -> bool:
-    """The case set ``name`` (to something other than None)."""
-    return name in call.explicit and call.params.get(name) is not None
-
-
-def _ignore_index(call: Call) -> int | None:
-    return int(call.params["ignore_index"]) if _is_set(call, "ignore_index") else None
-
-
-def _has(call: Call, name: str) -> bool:
-    return call.inputs.get(name) is not None
-
-
-def _reject(call: Call, api: str, *, weight=False, ignore=False, smoothing=False, pos=False):
-    """Raise Unsupported for the parameters ``api`` has no argument (or recipe) for."""
-    if weight and _has(call, "weight"):
-        raise Unsupported(f"{api} has no class/element weight argument")
-    if pos and _has(call, "pos_weight"):
-        raise Unsupported(f"{api} has no pos_weight argument")
-    if ignore and _is_set(call, "ignore_index"):
-        raise Unsupported(f"{api} has no ignore_index argument")
-    if smoothing and _is_set(call, "label_smoothing"):
-        raise Unsupported(f"{api} has no label_smoothing argument")
-
-
 def _class_last(x: tf.Tensor) -> tf.Tensor:
     """Move the class axis (1, PyTorch's layout) last, as a channels-last user does."""
     nd = x.shape.rank
@@ -224,24 +207,6 @@ def _user_reduce(
         n = batch if batch is not None else (per.shape[0] if per.shape.rank else 1)
         return tf.reduce_sum(per) / tf.cast(n, per.dtype)
     raise ValueError(f"unknown reduction {reduction!r}")
-
-
-def _kw(call: Call, *names: str, rename: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Keyword arguments for the parameters among ``names`` that the case set."""
-    rename = rename or {}
-    return {rename.get(n, n): call.params[n] for n in names if _is_set(call, n)}
-
-
-def _integer(call: Call) -> bool:
-    return call.integer_target
-
-
-def _probability(call: Call) -> bool:
-    return not call.integer_target
-
-
-def _smoothing(call: Call) -> bool:
-    return _is_set(call, "label_smoothing")
 
 
 # --------------------------------------------------------------------- softmax family
