@@ -13,38 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.adapters.calls import make_call
 from xentcheck.adapters import load_framework
-from xentcheck.adapters.base import Call
 from xentcheck.adapters.compiled_modes import CASE_TAG, CASE_TAGS, mode_name
-from xentcheck.dtypes import quantize
 from xentcheck.harness.cases import expand, load_cases
-from xentcheck.reference import LOSSES, cotangent, differentiable_inputs, evaluate
+from xentcheck.reference import LOSSES
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGITS = [[0.2, 0.3, 0.5, -1.0], [1.5, -0.25, 0.75, 0.0], [-1.0, 2.0, 0.125, 3.0]]
 TARGET = [2, 1, 3]
-
-
-def make_call(loss, inputs, params=None, dtype="float64", device="cpu"):
-    """A Call as the harness builds it: rounded inputs, defaults filled, golden's cotangent."""
-    spec = LOSSES[loss]
-    params = dict(params or {})
-    arrays = {}
-    for name, value in inputs.items():
-        a = np.asarray(value)
-        arrays[name] = a.astype(np.int64) if a.dtype.kind in "iu" else quantize(a, dtype)
-    golden = evaluate(loss, arrays, params)
-    call = Call(
-        loss=loss,
-        inputs=arrays,
-        params={**spec.params, **params},
-        explicit=frozenset(params),
-        dtype=dtype,
-        device=device,
-        grad_inputs=differentiable_inputs(loss, arrays),
-        cotangent=cotangent(golden.value.shape),
-    )
-    return call, golden
 
 
 def _apis(framework: str) -> dict:
@@ -161,7 +138,6 @@ def _finding(framework, api, loss, inputs, params, status, expected, actual, exp
 
 def test_derived_known_entries_explain_compiled_rows_like_eager_ones():
     from xentcheck.known import tensorflow_xla, torch_compile
-    from xentcheck.reference import LOSSES
 
     params = dict(LOSSES["softmax_cross_entropy"].params)
     inputs = {"logits": np.asarray(LOGITS), "target": np.array([2, -100, 3])}
@@ -188,7 +164,6 @@ def test_derived_known_entries_explain_compiled_rows_like_eager_ones():
 
 def test_keras_torch_inherits_torch_default_ignore_index_entry():
     from xentcheck.known import keras_torch
-    from xentcheck.reference import LOSSES
 
     params = dict(LOSSES["softmax_cross_entropy"].params)
     inputs = {"logits": np.asarray(LOGITS), "target": np.array([2, -100, 3])}

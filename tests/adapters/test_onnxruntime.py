@@ -15,12 +15,12 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from tests.adapters.calls import make_call
 from xentcheck.adapters import load_framework
 from xentcheck.adapters.base import Call, Unsupported
-from xentcheck.dtypes import quantize
 from xentcheck.known import Finding
 from xentcheck.known.onnxruntime import ENTRIES
-from xentcheck.reference import LOSSES, cotangent, differentiable_inputs, evaluate
+from xentcheck.reference import evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 FW = load_framework("onnxruntime")
@@ -29,28 +29,6 @@ TOL = {"float64": 1e-12, "float32": 2e-6, "float16": 2e-3}
 
 LOGITS = [[0.2, 0.3, 0.5], [1.5, -0.25, 0.75], [-1.0, 2.0, 0.125], [0.0, 0.0, 3.0]]
 TARGET = [2, 1, 0, 1]
-
-
-def make_call(loss, inputs, params=None, dtype="float64", device="cpu"):
-    """A Call as the harness builds it: rounded inputs, defaults filled, golden's cotangent."""
-    spec = LOSSES[loss]
-    params = dict(params or {})
-    arrays = {}
-    for name, value in inputs.items():
-        a = np.asarray(value)
-        arrays[name] = a.astype(np.int64) if a.dtype.kind in "iu" else quantize(a, dtype)
-    golden = evaluate(loss, arrays, params)
-    call = Call(
-        loss=loss,
-        inputs=arrays,
-        params={**spec.params, **params},
-        explicit=frozenset(params),
-        dtype=dtype,
-        device=device,
-        grad_inputs=differentiable_inputs(loss, arrays),
-        cotangent=cotangent(golden.value.shape),
-    )
-    return call, golden
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])

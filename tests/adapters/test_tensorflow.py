@@ -9,8 +9,6 @@ differences are reproduced and matched by their entries in ``xentcheck.known.ten
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import pytest
@@ -18,49 +16,15 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
+from tests.adapters.calls import make_call
 from xentcheck.adapters import Call, Unsupported, load_framework
-from xentcheck.dtypes import quantize
 from xentcheck.known import Finding, explain
-from xentcheck.reference import LOSSES, cotangent, differentiable_inputs, evaluate
+from xentcheck.reference import LOSSES, evaluate
 
 pytestmark = pytest.mark.tensorflow
 
 FW = load_framework("tensorflow")
 API = {a.name: a for a in FW.apis}
-
-
-def make_call(
-    loss: str,
-    inputs: Mapping[str, Any],
-    params: Mapping[str, Any] | None = None,
-    dtype: str = "float64",
-    device: str = "cpu",
-) -> tuple[Call, Any]:
-    """A Call built the way the harness builds it, and the golden for it."""
-    spec = LOSSES[loss]
-    params = dict(params or {})
-    arrays: dict[str, np.ndarray] = {}
-    for name, value in inputs.items():
-        a = np.asarray(value)
-        kind = spec.input(name).kind
-        if kind == "mask":
-            arrays[name] = a != 0
-        elif a.dtype.kind in "iu":
-            arrays[name] = a.astype(np.int64)
-        else:
-            arrays[name] = quantize(a, dtype)
-    golden = evaluate(loss, arrays, params)
-    call = Call(
-        loss=loss,
-        inputs=arrays,
-        params={**spec.params, **params},
-        explicit=frozenset(params),
-        dtype=dtype,
-        device=device,
-        grad_inputs=differentiable_inputs(loss, arrays),
-        cotangent=cotangent(golden.value.shape),
-    )
-    return call, golden
 
 
 RNG = np.random.default_rng(7)

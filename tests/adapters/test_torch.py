@@ -7,11 +7,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tests.adapters.calls import make_call  # noqa: E402
 from xentcheck.adapters import load_framework  # noqa: E402
 from xentcheck.adapters.base import Call, Unsupported  # noqa: E402
-from xentcheck.dtypes import quantize  # noqa: E402
 from xentcheck.known import Finding, explain  # noqa: E402
-from xentcheck.reference import LOSSES, cotangent, differentiable_inputs, evaluate  # noqa: E402
+from xentcheck.reference import LOSSES, evaluate  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -44,34 +44,6 @@ EXPECTED_APIS = {
     "sigmoid": {"torch.sigmoid", "torch.nn.Sigmoid"},
     "log_sigmoid": {"torch.nn.functional.logsigmoid", "torch.nn.LogSigmoid"},
 }
-
-
-def make_call(loss, inputs, params=None, dtype="float64", device="cpu"):
-    """A Call as the harness builds it: rounded inputs, defaults filled, golden's cotangent."""
-    spec = LOSSES[loss]
-    params = dict(params or {})
-    arrays = {}
-    for name, value in inputs.items():
-        a = np.asarray(value)
-        kind = spec.input(name).kind
-        if kind == "mask":
-            arrays[name] = a != 0
-        elif a.dtype.kind in "iu" or kind == "labels":
-            arrays[name] = a.astype(np.int64)
-        else:
-            arrays[name] = quantize(a, dtype)
-    golden = evaluate(loss, arrays, params)
-    call = Call(
-        loss=loss,
-        inputs=arrays,
-        params={**spec.params, **params},
-        explicit=frozenset(params),
-        dtype=dtype,
-        device=device,
-        grad_inputs=differentiable_inputs(loss, arrays),
-        cotangent=cotangent(golden.value.shape),
-    )
-    return call, golden
 
 
 LOGITS = [[0.2, 0.3, 0.5], [1.5, -0.25, 0.75], [-1.0, 2.0, 0.125]]
