@@ -73,17 +73,12 @@ def _template(name: str) -> str:
 COMPRESS_ABOVE = 2_000_000
 
 
-def packed_json(data: Any, compress: bool) -> tuple[str, str]:
-    """(encoding, text) of ``data`` for a ``<script>`` data block.
-
-    ``json``: :func:`script_json`; ``gzip-base64``: the same JSON, gzip-compressed and
-    base64-encoded (the page unpacks it with the browser's ``DecompressionStream``), so a
-    100,000-row run or thousands of reproduction scripts stay a few megabytes.
-    """
-    text = script_json(data)
-    if not compress:
-        return "json", text
-    return "gzip-base64", base64.b64encode(gzip.compress(text.encode("utf-8"), 6, mtime=0)).decode()
+def gzip_base64(text: str) -> str:
+    """``text`` (JSON from :func:`script_json`) gzip-compressed and base64-encoded, for a
+    ``data-encoding="gzip-base64"`` block: the page unpacks it with the browser's
+    ``DecompressionStream``, so a 100,000-row run or thousands of reproduction scripts
+    stay a few megabytes."""
+    return base64.b64encode(gzip.compress(text.encode("utf-8"), 6, mtime=0)).decode()
 
 
 def render_page(data: dict[str, Any]) -> str:
@@ -95,16 +90,16 @@ def render_page(data: dict[str, Any]) -> str:
     """
     data = dict(data)
     repro = data.pop("repro", None)
-    main = script_json(data)
-    enc, main = ("json", main) if len(main) <= COMPRESS_ABOVE else packed_json(data, True)
-    repro_enc, repro_text = packed_json(repro, True)
+    main, enc = script_json(data), "json"
+    if len(main) > COMPRESS_ABOVE:
+        main, enc = gzip_base64(main), "gzip-base64"
     fills = {
         "/*CSS*/": _template("report.css"),
         "/*JS*/": _template("report.js"),
         "/*DATA*/": main,
         "/*DATA_ENCODING*/": enc,
-        "/*REPRO*/": repro_text,
-        "/*REPRO_ENCODING*/": repro_enc,
+        "/*REPRO*/": gzip_base64(script_json(repro)),
+        "/*REPRO_ENCODING*/": "gzip-base64",
     }
     # one pass, so no filled-in text is ever searched for another marker
     return re.sub(
