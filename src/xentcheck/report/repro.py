@@ -50,17 +50,31 @@ def needs_script(row: Row, statuses: Sequence[str] = SCRIPTED) -> bool:
     return row.get("status") in statuses and row.get("framework") not in (None, "reference")
 
 
-def _runtime_source() -> str:
-    spec = importlib.util.find_spec("xentcheck.report.repro_runtime")
+def _module_body(name: str) -> list[str]:
+    """The source lines of module ``name`` below its docstring."""
+    spec = importlib.util.find_spec(name)
     assert spec is not None and spec.origin
     with open(spec.origin, encoding="utf-8") as f:
         text = f.read()
-    tree = ast.parse(text)
-    doc = tree.body[0]
-    body = text.splitlines()[doc.end_lineno :] if isinstance(doc, ast.Expr) else text.splitlines()
+    doc = ast.parse(text).body[0]
+    lines = text.splitlines()
+    return lines[doc.end_lineno :] if isinstance(doc, ast.Expr) else lines
+
+
+def _runtime_source() -> str:
+    """xentcheck.floats, then repro_runtime without its import of it: the script's helpers."""
+    floats = _module_body("xentcheck.floats")
+    runtime = [
+        line
+        for line in _module_body("xentcheck.report.repro_runtime")
+        if not line.startswith("from xentcheck.floats import")
+    ]
+    rule = f"# {'=' * 76}\n"
     return (
-        f"# {'=' * 76}\n# helpers (NumPy only; xentcheck/report/repro_runtime.py)\n"
-        + "\n".join(body).strip("\n")
+        f"{rule}# float formats (NumPy only; xentcheck/floats.py)\n"
+        + "\n".join(floats).strip("\n")
+        + f"\n\n\n{rule}# helpers (NumPy only; xentcheck/report/repro_runtime.py)\n"
+        + "\n".join(runtime).strip("\n")
         + "\n\n\n"
     )
 

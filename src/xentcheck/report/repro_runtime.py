@@ -1,9 +1,10 @@
 """The helpers every reproduction script carries: NumPy only, no xentcheck import.
 
 :mod:`xentcheck.report.repro` copies this module's source, as it is, into each script
-(after the script's ``from __future__`` line), so everything here must run with nothing
-but NumPy installed. The functions mirror :mod:`xentcheck.dtypes` and
-:mod:`xentcheck.harness.compare` (tests check they agree bit for bit), and their names
+(after the script's ``from __future__`` line and :mod:`xentcheck.floats`, whose source is
+embedded before it in place of its import), so everything here must run with nothing
+but NumPy installed. The functions mirror :mod:`xentcheck.harness.compare` (tests check
+they agree bit for bit), and their names
 start with ``repro_`` so the adapter code copied after them cannot shadow them.
 """
 
@@ -12,68 +13,23 @@ import sys
 
 import numpy as np
 
+from xentcheck.floats import FLOAT_FORMATS, float_round, float_saturate, float_ulp  # embedded
+
 inf = math.inf  # embedded literals write .inf / .nan this way
 nan = math.nan
 
-#: dtype -> (explicit fraction bits, smallest subnormal, largest finite value)
-REPRO_FINFO = {
-    "float64": (52, 2.0**-1074, 1.7976931348623157e308),
-    "float32": (23, 2.0**-149, 3.4028234663852886e38),
-    "float16": (10, 2.0**-24, 65504.0),
-    "bfloat16": (7, 2.0**-133, 3.3895313892515355e38),
-}
 REPRO_SAMPLES = 4  # elements around the worst one that a results row keeps
-
-
-def repro_bfloat16(x):
-    """``x`` rounded to bfloat16 and returned as float64, as ml_dtypes and torch round it.
-
-    Both go through float32 first (float64 -> float32 -> bfloat16, each round to nearest
-    even), so this does the same with NumPy alone: the float32 bits rounded to their top
-    16 (NaN stays NaN, overflow carries into the exponent and gives inf).
-    """
-    f = np.asarray(x, dtype=np.float64)
-    with np.errstate(over="ignore"):
-        f32 = np.ascontiguousarray(f.astype(np.float32))
-    bits = f32.view(np.uint32).astype(np.uint64)
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    out = rounded.astype(np.uint32).view(np.float32).astype(np.float64)
-    return np.where(np.isnan(f32), f, out).reshape(f.shape)
 
 
 def repro_quantize(x, dtype):
     """``x`` rounded to ``dtype`` (round to nearest even), held as float64."""
-    x = np.asarray(x, dtype=np.float64)
-    if dtype == "bfloat16":
-        return repro_bfloat16(x)
-    with np.errstate(over="ignore"):
-        return x.astype(np.dtype(dtype)).astype(np.float64)
+    return float_round(x, dtype)
 
 
 def repro_labels(a):
     """Class indices as the worker passes them: int64 (a non-integer array as it is)."""
     a = np.asarray(a)
     return a.astype(np.int64) if a.dtype.kind in "iub" else a
-
-
-def repro_ulp(x, dtype):
-    """The unit in the last place of ``x`` in ``dtype`` (never below the smallest
-    subnormal; the ulp of the largest finite value beyond it); NaN for non-finite ``x``."""
-    nmant, tiny_sub, big = REPRO_FINFO[dtype]
-    x = np.abs(np.asarray(x, dtype=np.float64))
-    clipped = np.minimum(x, big)
-    _, exponent = np.frexp(clipped)  # clipped = f * 2**exponent, f in [0.5, 1)
-    u = np.ldexp(1.0, exponent - (1 + nmant))
-    u = np.where(clipped > 0, np.maximum(u, tiny_sub), tiny_sub)
-    return np.where(np.isfinite(x), u, np.nan)
-
-
-def repro_saturate(x, dtype):
-    """``x`` with the values that overflow ``dtype`` replaced by the infinity they round to."""
-    x = np.asarray(x, dtype=np.float64)
-    with np.errstate(over="ignore", invalid="ignore"):
-        rounded = repro_quantize(x, dtype)
-    return np.where(np.isinf(rounded) & np.isfinite(x), rounded, x)
 
 
 def repro_cotangent(shape):
@@ -92,7 +48,7 @@ def repro_errors(expected, actual, dtype, rtol, atol):
         abs_err = np.where(both, np.abs(a - e), 0.0)
         rel_err = np.where(both, abs_err / np.abs(e), 0.0)
         rel_err = np.where(both & (abs_err == 0), 0.0, rel_err)
-        ulp_err = np.where(both, abs_err / repro_ulp(np.where(both, e, 1.0), dtype), 0.0)
+        ulp_err = np.where(both, abs_err / float_ulp(np.where(both, e, 1.0), dtype), 0.0)
     pattern = not (
         np.array_equal(np.isnan(e), np.isnan(a))
         and np.array_equal(e == np.inf, a == np.inf)
@@ -164,9 +120,9 @@ def repro_show(api, call, quantity, index, expected, reported):
     a = actual.reshape(shape) if actual.size == int(np.prod(shape, dtype=np.int64)) else actual
     flat_a = a.ravel()
     shown = range(lo, min(lo + REPRO_SAMPLES, flat_a.size))
-    out_dtype = out.out_dtype if out.out_dtype in REPRO_FINFO else call.dtype
+    out_dtype = out.out_dtype if out.out_dtype in FLOAT_FORMATS else call.dtype
     if expected is not None:
-        expected = repro_saturate(np.asarray(expected, dtype=np.float64), out_dtype)
+        expected = float_saturate(np.asarray(expected, dtype=np.float64), out_dtype)
         flat_e = expected.ravel()
         e_samples = [float(flat_e[k]) for k in shown]
     else:
