@@ -23,7 +23,6 @@ from bench.report import goal_rows, met, table
 ROOT = Path(__file__).resolve().parent.parent
 
 CASE = """\
-# yaml-language-server: $schema=../../src/xentcheck/harness/case-schema.json
 cases:
   - id: tiny
     loss: softmax_cross_entropy

@@ -1,6 +1,7 @@
 """End to end: `xentcheck run` over real PyTorch, TensorFlow and JAX, then `xentcheck report`.
 
-No mocks: each framework runs in its own worker process exactly as in the main job.
+No mocks: each framework runs in its own worker process exactly as in the main job. The
+module needs all three; where one is not installed, every test skips and says which.
 """
 
 import json
@@ -37,6 +38,7 @@ cases:
 """
 
 FRAMEWORKS = ["torch", "tensorflow", "jax"]
+pytestmark = [pytest.mark.torch, pytest.mark.tensorflow, pytest.mark.jax]
 
 
 @pytest.fixture(scope="module")

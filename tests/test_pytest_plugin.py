@@ -1,9 +1,11 @@
-"""The pytest plugin over tiny case folders, with real torch (and JAX): ids, -k, xfail for
-known differences, failure messages, --lf, --junitxml, pytest-xdist, golden caching."""
+"""The pytest plugin over tiny case folders, with real torch (and JAX): off unless asked
+(and then reading no YAML outside the case paths), ids, -k, xfail for known differences,
+failure messages, --lf, --junitxml, pytest-xdist, golden caching."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 import textwrap
 import xml.etree.ElementTree as ET
 
@@ -12,14 +14,15 @@ import pytest
 # pytester's in-process runs drop the modules first imported inside them; a C extension
 # (libyaml's parser, jaxlib) does not survive being imported twice, so load them here
 import xentcheck.harness.cases
-import xentcheck.harness.worker  # noqa: F401
+import xentcheck.harness.worker
 
 pytest.importorskip("torch")
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.torch
 
-TORCH = ["--xentcheck-framework", "torch", "-p", "no:randomly"]
+# the plugin collects nothing unless asked: here, the case files in pytester's folder
+TORCH = ["--xentcheck-cases", ".", "--xentcheck-framework", "torch", "-p", "no:randomly"]
 
 # two sweep points x two dtypes; torch has two APIs (functional and module) for it
 SMALL = """
@@ -61,8 +64,166 @@ cases:
 """
 
 
+# a file an unrelated project might hold: a config with `cases:` and `loss:` keys, and
+# not valid YAML either, so reading it as a case file is a collection error
+UNRELATED = """
+cases:
+  - name: baseline
+    loss: mse
+    lr: [0.1, 0.01
+"""
+
+# records every opening of a file named exp.yaml in the pytest process under test
+AUDIT_CONFTEST = """
+import sys
+
+OPENED = []
+
+
+def _audit(event, args):
+    if event == "open" and str(args[0]).endswith("exp.yaml"):
+        OPENED.append(str(args[0]))
+
+
+sys.addaudithook(_audit)
+"""
+
+AUDIT_TEST = """
+from conftest import OPENED
+
+
+def test_conf_exp_yaml_was_never_opened():
+    assert OPENED == []
+"""
+
+
 def _ids(result: pytest.RunResult) -> list[str]:
     return [line for line in result.outlines if "::" in line and not line.startswith(" ")]
+
+
+def _collection_error(result: pytest.RunResult, name: str) -> list[str]:
+    """The non-blank lines pytest shows for the collection error of file ``name``."""
+    lines = result.outlines
+    start = next(i for i, line in enumerate(lines) if f"ERROR collecting {name} " in line)
+    body = []
+    for line in lines[start + 1 :]:
+        if line.startswith(("____", "====")):
+            break
+        if line.strip():
+            body.append(line)
+    return body
+
+
+def _unrelated_project(pytester: pytest.Pytester) -> None:
+    """conf/exp.yaml as above, an audit of its openings, and one ordinary test."""
+    pytester.mkdir("conf")
+    (pytester.path / "conf" / "exp.yaml").write_text(UNRELATED, encoding="utf-8")
+    pytester.makeconftest(AUDIT_CONFTEST)
+    pytester.makepyfile(test_plain=AUDIT_TEST)
+
+
+def test_unrelated_project_yaml_is_never_read(pytester: pytest.Pytester) -> None:
+    _unrelated_project(pytester)
+    pytester.makefile(".yml", other="cases:\n  - name: a different tool's cases\n  loss: 1\n")
+    result = pytester.runpytest_subprocess("-p", "no:randomly", timeout=120)
+    result.assert_outcomes(passed=1)  # test_plain: exp.yaml was never opened
+    assert result.ret == pytest.ExitCode.OK
+    assert "xentcheck:" not in result.stdout.str()  # no framework was loaded
+
+
+def test_ini_key_collects_its_case_paths_and_reads_nothing_else(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _unrelated_project(pytester)
+    pytester.mkdir("tests")
+    (pytester.path / "test_plain.py").rename(pytester.path / "tests" / "test_plain.py")
+    pytester.mkdir("checks")
+    (pytester.path / "checks" / "small.yaml").write_text(SMALL, encoding="utf-8")
+    pytester.makeini(
+        """
+        [pytest]
+        testpaths = tests
+        xentcheck_cases = checks
+        addopts = --xentcheck-framework torch
+        """
+    )
+    # a plain pytest: testpaths and the case folder, which testpaths does not name
+    result = pytester.runpytest_subprocess("-p", "no:randomly", timeout=300)
+    result.assert_outcomes(passed=1 + 8)
+    # a path on the command line still chooses what runs, and so does a subfolder
+    result = pytester.runpytest_subprocess("tests", "-p", "no:randomly", timeout=300)
+    result.assert_outcomes(passed=1)
+    monkeypatch.chdir(pytester.path / "tests")
+    result = pytester.runpytest_subprocess("-p", "no:randomly", timeout=300)
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("ask", "plain"),
+    [
+        (["--xentcheck-cases", "checks"], 0),
+        (["--xentcheck-cases", "checks/small.yaml"], 0),
+        (["other", "--xentcheck-cases", "checks"], 1),
+        ([".", "--xentcheck-cases", "checks"], 1),
+        (["--xentcheck", "checks"], 0),
+        (["--xentcheck-framework", "torch", "checks"], 0),
+    ],
+    ids=[
+        "cases-folder",
+        "cases-file",
+        "cases-and-a-test-folder",
+        "cases-in-a-named-folder",
+        "flag-and-path",
+        "framework-and-path",
+    ],
+)
+def test_each_opt_in_collects_only_its_case_paths(
+    pytester: pytest.Pytester, ask: list[str], plain: int
+) -> None:
+    pytester.mkdir("checks")
+    (pytester.path / "checks" / "small.yaml").write_text(SMALL, encoding="utf-8")
+    pytester.mkdir("other")
+    (pytester.path / "other" / "test_plain.py").write_text("def test_ok():\n    pass\n")
+    # a valid case file outside the case paths: it would be collected if it were read
+    pytester.mkdir("conf")
+    (pytester.path / "conf" / "exp.yaml").write_text(PLUS_INF, encoding="utf-8")
+    result = pytester.runpytest("--collect-only", "-q", *ask, *TORCH[2:])
+    ids = _ids(result)
+    cases = [i for i in ids if not i.startswith("other/")]
+    assert len(cases) == 8 and all(i.startswith("checks/small.yaml::small::") for i in cases)
+    assert len(ids) - len(cases) == plain
+
+
+def test_without_opt_in_case_files_are_not_collected(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", small=SMALL)
+    result = pytester.runpytest("--collect-only", "-q")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    assert _ids(result) == []
+
+
+def test_opt_in_without_paths_runs_the_shipped_suite(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite = pytester.mkdir("suite")
+    (suite / "small.yaml").write_text(SMALL, encoding="utf-8")
+    work = pytester.mkdir("work")
+    (work / "exp.yaml").write_text(PLUS_INF, encoding="utf-8")  # not a case path
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(xentcheck.harness.cases, "shipped_suite", lambda: suite, raising=False)
+    result = pytester.runpytest("--collect-only", "-q", "--xentcheck", *TORCH[2:])
+    ids = _ids(result)
+    assert len(ids) == 8 and all("small.yaml::small::" in i for i in ids), result.outlines
+    # an xentcheck without a shipped suite says what to do instead
+    monkeypatch.delattr(xentcheck.harness.cases, "shipped_suite", raising=False)
+    result = pytester.runpytest("--collect-only", "--xentcheck", *TORCH[2:])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no case paths named*--xentcheck-cases PATH*"])
+
+
+def test_missing_case_path_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--xentcheck-cases", "nosuch")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--xentcheck-cases: no such file or folder: *nosuch*"])
 
 
 def test_case_files_collect_readable_ids(pytester: pytest.Pytester) -> None:
@@ -193,18 +354,13 @@ def test_reference_item_checks_expected_values(pytester: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(["*expected value from the case file vs the reference*"])
 
 
-def test_other_yaml_and_ordinary_tests_are_untouched(pytester: pytest.Pytester) -> None:
-    pytester.makefile(".yaml", config="settings:\n  cases: 3\nname: not a case file\n")
-    pytester.makefile(".yml", other="cases:\n  - name: a different tool's cases\n")
-    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
-    result = pytester.runpytest("-q")
-    result.assert_outcomes(passed=1)
-    assert "xentcheck:" not in result.stdout.str()  # no framework was loaded
-
-
 def test_plugin_can_be_disabled(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", small=SMALL)
+    pytester.makeini("[pytest]\nxentcheck_cases = .\naddopts = --xentcheck-framework torch\n")
     pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    pytester.runpytest().assert_outcomes(passed=1 + 8)
+    # -p no:xentcheck drops the plugin, its options with it (addopts then names none)
+    pytester.makeini("[pytest]\nxentcheck_cases = .\n")
     pytester.runpytest("-p", "no:xentcheck").assert_outcomes(passed=1)
 
 
@@ -222,9 +378,31 @@ def test_broken_case_file_is_a_one_line_collection_error(pytester: pytest.Pytest
     )
     result = pytester.runpytest(*TORCH)
     result.assert_outcomes(errors=1)
-    out = result.stdout.str()
-    assert "broken.yaml:3: cases[0].loss: unknown loss" in out and "softmax_cross_entopy" in out
-    assert "Traceback" not in out
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # 2
+    (line,) = _collection_error(result, "broken.yaml")
+    assert line.startswith("broken.yaml:3: cases[0].loss: unknown loss")
+    assert "softmax_cross_entopy" in line
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_case_the_reference_rejects_is_a_collection_error(pytester: pytest.Pytester) -> None:
+    """An off-by-one label (class 3 of 3) without expect_error: true is a bad case, not a
+    pass for every framework that raises too."""
+    pytester.makefile(
+        ".yaml",
+        offbyone="""
+        cases:
+          - id: off-by-one
+            loss: softmax_cross_entropy
+            inputs: {logits: [[1.0, 2.0, 3.0]], target: [3]}
+        """,
+    )
+    result = pytester.runpytest(*TORCH)
+    result.assert_outcomes(errors=1)
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # 2
+    (line,) = _collection_error(result, "offbyone.yaml")
+    assert re.match(r"offbyone\.yaml:[2-5]: .*target", line), line
+    assert "Traceback" not in result.stdout.str()
 
 
 def test_unknown_framework_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -261,7 +439,14 @@ def torch_has_gpu() -> bool:
 def test_jax_items(pytester: pytest.Pytester) -> None:
     pytest.importorskip("optax")
     pytester.makefile(".yaml", small=SMALL)
-    args = ["--xentcheck-framework", "jax", "--xentcheck-dtype", "float32"]
+    args = [
+        "--xentcheck-cases",
+        ".",
+        "--xentcheck-framework",
+        "jax",
+        "--xentcheck-dtype",
+        "float32",
+    ]
     result = pytester.runpytest_subprocess(*args, timeout=300)
     ids_result = pytester.runpytest_subprocess("--collect-only", "-q", *args, timeout=300)
     ids = _ids(ids_result)

@@ -1,7 +1,8 @@
-"""The ``xentcheck`` command: ``run``, ``report``, ``cases``, ``schema`` (DESIGN.md, Command line).
+"""The ``xentcheck`` command: ``run``, ``report``, ``cases``, ``schema`` (docs/design.md).
 
 Exit status: 0 all conform (or only known differences), 1 discrepancies found, 2 bad
-input (a broken case file, an unknown framework) with a one-line reason and no traceback.
+input (a broken case file or results file, an unknown framework, an output path that
+cannot be written) with a one-line reason and no traceback, before any work is done.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib.util
 import json
 import signal
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -42,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         "--cases",
         action="append",
         metavar="PATH",
-        help="case file or folder (repeatable; default ./cases)",
+        help="case file or folder (repeatable; default: the suite shipped with xentcheck)",
     )
     r.add_argument(
         "--dtype",
@@ -115,7 +117,12 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     c = sub.add_parser("cases", help="validate and list cases")
-    c.add_argument("--cases", action="append", metavar="PATH")
+    c.add_argument(
+        "--cases",
+        action="append",
+        metavar="PATH",
+        help="case file or folder (repeatable; default: the suite shipped with xentcheck)",
+    )
 
     sub.add_parser("schema", help="print the JSON Schema of case files")
     return p
@@ -136,9 +143,43 @@ def main(argv: list[str] | None = None) -> int:
 def _load(paths: list[str] | None):
     from xentcheck.harness.cases import expand, load_cases
 
-    paths = paths or ["cases"]
+    if not paths:
+        from xentcheck.harness.cases import shipped_suite
+
+        paths = [str(shipped_suite())]
     cases = load_cases(paths)
     return paths, cases, [i for c in cases for i in expand(c)]
+
+
+def check_output(path: str | Path, option: str, *, folder: bool = False) -> None:
+    """Raise :class:`UsageError` unless ``path`` can be written as ``option`` asks.
+
+    A file (``folder=False``) must not be an existing folder, a folder not an existing
+    file; the nearest existing ancestor must be a folder in which a file can be created
+    (missing folders below it are created later). Checked by creating and deleting a
+    temporary file there, so nothing is left behind and no work is done first.
+    """
+    path = ancestor = Path(path)
+    try:
+        if path.exists() and path.is_dir() != folder:
+            what, fix = (
+                ("a folder", "name a file in it") if path.is_dir() else ("a file", "name a folder")
+            )
+            raise UsageError(f"{path}: {option} names {what} ({fix})")
+        ancestor = path if path.is_dir() else path.parent
+        while not ancestor.exists():
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise UsageError(
+                f"{path}: {option}: {ancestor} is a file, not a folder (choose another path)"
+            )
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"{path}: {option}: cannot write in {ancestor}: {exc.strerror or exc}"
+            " (choose a writable folder)"
+        ) from None
 
 
 def _frameworks(args) -> list[str]:
@@ -179,6 +220,9 @@ def cmd_run(args) -> int:
         raise UsageError("--jobs must be at least 1")
     if args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
+    check_output(args.out, "--out")
+    if args.golden_cache:
+        check_output(args.golden_cache, "--golden-cache", folder=True)
     paths, cases, instances = _load(args.cases)
     skipped = set(args.skip_tag)
     if not args.quiet:
@@ -221,12 +265,19 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from xentcheck.report import build_report
+    from xentcheck.report import build_report, check_readme
 
-    for f in [*args.results, *(args.baseline or [])]:
-        if not Path(f).is_file():
-            raise UsageError(f"{f}: no such results file; run `xentcheck run --out {f}` first")
-    build_report(
+    check_output(args.output, "-o")
+    if args.markdown:
+        check_output(args.markdown, "--markdown")
+    if args.readme:
+        if not Path(args.readme).is_file():
+            raise UsageError(f"{args.readme}: --readme names no file (name the file to update)")
+        try:
+            check_readme(Path(args.readme))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    build_report(  # reads and checks every results file before it writes anything
         args.results,
         args.output,
         baselines=args.baseline or [],

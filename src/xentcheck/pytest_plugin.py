@@ -1,18 +1,31 @@
-"""pytest plugin: xentcheck case files collected as pytest items.
+"""pytest plugin: xentcheck case files collected as pytest items, when asked.
 
-``pytest cases/`` (or any folder holding xentcheck case files) collects one item per
-instance x framework API x dtype x device, with node ids that read like the results::
+The plugin collects nothing unless a run asks for it, and never opens a YAML file outside
+the case paths it was given. It is asked by any of:
 
-    cases/softmax_cross_entropy/huge_logits.yaml::huge-logits[reduction=mean]::torch.nn.functional.cross_entropy::float16::cpu
+- ``--xentcheck-cases PATH`` (repeatable): these case files or folders;
+- the ini key ``xentcheck_cases`` (``pytest.ini``, ``[tool.pytest.ini_options]``): the
+  same, relative to the ini file (``--xentcheck-cases`` replaces it);
+- ``--xentcheck``, or any other ``--xentcheck-*`` option: the paths named on the command
+  line, or the shipped suite when none is named.
+
+Case paths from the command line are collected like paths named on it (the whole run
+when no path is named; a named path inside a case path narrows it). The ini key's join a
+run that names no paths (``testpaths``), when pytest starts in the root folder.
+In the case paths it collects one item per instance x framework API x dtype x device,
+with node ids that read like the results::
+
+    cases/softmax_cross_entropy/huge_logits.yaml::huge-logits::torch.nn.functional.cross_entropy::float16::cpu[reduction=mean]
 
 so ``-k``, ``-x``, ``--lf``, ``--junitxml`` and pytest-xdist's ``-n auto`` work as usual.
 An item passes when every quantity (value and gradients) is within tolerance, is
 ``xfail`` when the only differences are documented ones (``known``, with their reason),
 is skipped when the API lacks the variant (``unsupported``), and fails otherwise with
-expected vs actual, the errors and a reproduction script.
+expected vs actual, the errors and a reproduction script. A case file that breaks the
+rules is one collection error, ``file:line: reason``.
 
-Only YAML files with a top-level ``cases:`` key and a ``loss:`` are collected; nothing
-else changes for an ordinary test run (``-p no:xentcheck`` switches the plugin off).
+Within the case paths, only YAML files with a top-level ``cases:`` key and a ``loss:``
+are collected (``-p no:xentcheck`` switches the plugin off altogether).
 Frameworks are imported when the first case file is collected, never before. Inputs and
 goldens are computed once per instance and dtype in each process (a small LRU cache, as
 items of one instance are adjacent).
@@ -28,6 +41,7 @@ Registered through the ``pytest11`` entry point in ``pyproject.toml``.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import warnings
@@ -61,9 +75,16 @@ _INLINE_SCRIPT_LINES = 40
 _MAX_SCRIPTS = 20
 
 
+#: the options that ask for the plugin without naming case paths (dests, all default None)
+_ASKING = ("xentcheck", "xentcheck_framework", "xentcheck_dtype", "xentcheck_device")
+_YAML = (".yaml", ".yml")
+
+
 def is_case_file(path: Path) -> bool:
-    """True for a ``.yaml``/``.yml`` file with a top-level ``cases:`` key naming a ``loss``."""
-    if path.suffix not in (".yaml", ".yml"):
+    """True for a ``.yaml``/``.yml`` file with a top-level ``cases:`` key naming a ``loss``.
+
+    This reads the file: call it only for a file within the case paths (:func:`within`)."""
+    if path.suffix not in _YAML:
         return False
     try:
         head = path.read_bytes()
@@ -72,11 +93,32 @@ def is_case_file(path: Path) -> bool:
     return bool(_CASES_KEY.search(head)) and bool(_LOSS_KEY.search(head))
 
 
+def within(path: Path, roots: Iterable[Path]) -> bool:
+    """True when ``path`` is one of ``roots`` or lies under one (resolved ``roots``);
+    decided from the path alone, without opening the file."""
+    path = path.resolve()
+    return any(path == root or root in path.parents for root in roots)
+
+
 # ------------------------------------------------------------------------ hooks
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("xentcheck", "xentcheck case files (YAML with a top-level 'cases:')")
+    group = parser.getgroup("xentcheck", "xentcheck case files (off unless asked)")
+    group.addoption(
+        "--xentcheck",
+        action="store_true",
+        default=None,
+        help="collect xentcheck case files under the paths named on the command line "
+        "(the shipped suite when none is named); any --xentcheck-* option implies it",
+    )
+    group.addoption(
+        "--xentcheck-cases",
+        action="append",
+        metavar="PATH",
+        help="collect the xentcheck case files in this file or folder (repeatable; "
+        "replaces the ini key xentcheck_cases); no other YAML is read",
+    )
     group.addoption(
         "--xentcheck-framework",
         action="append",
@@ -95,21 +137,98 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--xentcheck-device",
         choices=DEVICES,
-        default="all",
+        default=None,
         help="cpu, gpu, or all (default: cpu, and gpu where the framework sees one)",
+    )
+    parser.addini(
+        "xentcheck_cases",
+        type="paths",
+        help="xentcheck case files or folders to collect, relative to this file "
+        "(the plugin collects nothing without this key or a --xentcheck option)",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "xentcheck: an item collected from a xentcheck case file")
+    if config.getoption("help", False):
+        return
     names = config.getoption("xentcheck_framework")
     if names:
         _check_names(names)
+    roots = case_paths(config)
+    if roots is None:
+        return  # not asked: no state, so no file is ever looked at
+    _add_to_run(config, roots)
     config.stash[_STATE] = State(
         names=names,
         dtypes=config.getoption("xentcheck_dtype"),
-        device=config.getoption("xentcheck_device"),
+        device=config.getoption("xentcheck_device") or "all",
+        roots=tuple(r.resolve() for r in roots),
     )
+
+
+def case_paths(config: pytest.Config) -> list[Path] | None:
+    """The case files and folders this run asked for, or None when it asked for none.
+
+    ``--xentcheck-cases`` first, then the ini key ``xentcheck_cases``; otherwise, when
+    ``--xentcheck`` or another ``--xentcheck-*`` option is given, the paths named on the
+    command line, or the shipped suite when none is named. A named path that does not
+    exist is a usage error."""
+    here = config.invocation_params.dir
+    named = config.getoption("xentcheck_cases")
+    if named:
+        paths, origin = [here / p for p in named], "--xentcheck-cases"
+    elif config.getini("xentcheck_cases"):
+        paths, origin = list(config.getini("xentcheck_cases")), "xentcheck_cases (ini)"
+    elif not any(config.getoption(o) is not None for o in _ASKING):
+        return None
+    elif config.args_source == pytest.Config.ArgsSource.ARGS and config.args:
+        return [here / arg.split("::")[0] for arg in config.args]
+    else:
+        return [_shipped_suite()]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise pytest.UsageError(
+            f"{origin}: no such file or folder: {', '.join(missing)} (name case files or "
+            "folders of them)"
+        )
+    return paths
+
+
+def _shipped_suite() -> Path:
+    """The suite installed with xentcheck (``xentcheck.harness.cases.shipped_suite``)."""
+    from xentcheck.harness.errors import CaseError
+
+    try:
+        from xentcheck.harness.cases import shipped_suite
+
+        return shipped_suite()
+    except (ImportError, CaseError) as exc:
+        raise pytest.UsageError(
+            f"xentcheck: no case paths named and no shipped suite here ({exc}); name "
+            "them: pytest --xentcheck-cases PATH (or the ini key xentcheck_cases)"
+        ) from None
+
+
+def _add_to_run(config: pytest.Config, roots: list[Path]) -> None:
+    """Make pytest collect the case paths where the command line did not already name them.
+
+    Case paths from the command line (``--xentcheck-cases``, the shipped suite) are part
+    of the run like paths named on it, and are the whole run when none is named; a named
+    path inside a case path narrows it. The ini key's join a run that names no paths
+    (``testpaths`` or the current folder), when pytest starts in the root folder."""
+    here = config.invocation_params.dir
+    from_ini = not config.getoption("xentcheck_cases") and config.getini("xentcheck_cases")
+    named = config.args_source == pytest.Config.ArgsSource.ARGS
+    if from_ini and (named or here != config.rootpath):
+        return
+    if not named and not from_ini:
+        config.args[:] = [str(root) for root in roots]
+        return
+    covered = [(here / arg.split("::")[0]).resolve() for arg in config.args]
+    for root in roots:
+        if not any(within(root, [c]) or within(c, [root.resolve()]) for c in covered):
+            config.args.append(str(root))
 
 
 def _check_names(names: list[str]) -> None:
@@ -144,6 +263,9 @@ def _check_names(names: list[str]) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    state = parent.config.stash.get(_STATE, None)
+    if state is None or file_path.suffix not in _YAML or not within(file_path, state.roots):
+        return None  # decided without opening the file
     if is_case_file(file_path):
         return CaseFile.from_parent(parent, path=file_path)
     return None
@@ -171,6 +293,7 @@ class State:
     names: list[str] | None
     dtypes: list[str] | None
     device: str
+    roots: tuple[Path, ...] = ()
     loaded: list[Any] | None = None
     headers: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: int = 0
@@ -325,17 +448,29 @@ class CaseFile(pytest.File):
     """A xentcheck case file: one child per case."""
 
     def collect(self) -> Iterator[pytest.Collector]:
-        from xentcheck.harness.cases import load_file
+        from xentcheck.harness.cases import load_cases
 
-        for case in load_file(self.path, self.path.parent):
+        # the command line's loader, so a case it rejects is rejected here too
+        for case in load_cases([self.path]):
             yield CaseNode.from_parent(self, name=_safe(case.id), case=case)
 
     def repr_failure(self, excinfo):
-        from xentcheck.harness.errors import CaseError
+        return _one_line(self, excinfo) or super().repr_failure(excinfo)
 
-        if excinfo.errisinstance((CaseError, FrameworkLoadError)):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo)
+
+def _one_line(node: pytest.Node, excinfo: pytest.ExceptionInfo) -> str | None:
+    """A bad case file or an unloadable framework as its one line (``file:line: reason``,
+    the file relative to where pytest was started), without a traceback; None for
+    anything else."""
+    from xentcheck.harness.errors import CaseError
+
+    exc = excinfo.value
+    if isinstance(exc, CaseError) and os.path.isabs(exc.path):
+        where = os.path.relpath(exc.path, node.config.invocation_params.dir)
+        return where + str(exc)[len(exc.path) :]
+    if isinstance(exc, (CaseError, FrameworkLoadError)):
+        return str(exc)
+    return None
 
 
 class _Group(pytest.Collector):
@@ -363,9 +498,7 @@ class CaseNode(pytest.Collector):
         self.case = case
 
     def repr_failure(self, excinfo):
-        if excinfo.errisinstance(FrameworkLoadError):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo)
+        return _one_line(self, excinfo) or super().repr_failure(excinfo)
 
     def collect(self) -> list[pytest.Node]:
         import numpy as np

@@ -379,3 +379,42 @@ def test_categorical_cross_entropy_lets_nan_probabilities_through():
         {"reduction": "sum"},
     )
     assert g.value == pytest.approx(np.log(2))
+
+
+ULP_CASE = """\
+cases:
+  - id: pinned
+    loss: categorical_cross_entropy
+    inputs: {{probs: [[0.5, 0.5]], target: [0]}}
+    {field}
+"""
+
+
+def test_an_expected_value_can_be_pinned_in_ulp(tmp_path):
+    p = write(
+        tmp_path,
+        ULP_CASE.format(field="expected: {value: 0.6931471805599453, tolerance: {ulp: 1}}"),
+    )
+    (case,) = load_cases([p])
+    assert case.expected["tolerance"] == {"ulp": 1.0}
+    assert case.tolerance == {}  # framework rows keep their rtol/atol
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        (
+            "expected: {value: 0.69, tolerance: {ulp: -1}}",
+            r"tolerance.ulp: -1 is below the minimum 0",
+        ),
+        ("expected: {value: 0.69, tolerance: {ulp: 1, rtol: 0.0}}", r"expected.tolerance"),
+        ("expected: {value: 0.69, tolerance: {ulp: one}}", r"'one' is not a number"),
+        ("expected: {tolerance: {ulp: 1}}", r"expected"),
+        ("tolerance: {ulp: 1}", r"a ULP bound on expected values goes in expected.tolerance"),
+    ],
+)
+def test_a_ulp_tolerance_is_validated(tmp_path, field, message):
+    p = write(tmp_path, ULP_CASE.format(field=field))
+    with pytest.raises(CaseError, match=message) as info:
+        load_cases([p])
+    assert info.value.line == 5

@@ -27,6 +27,7 @@ cases:
   - id: bad
     loss: softmax_cross_entropy
     inputs: {logits: [[0.1, 0.2]], target: [5]}
+    expect_error: true
     dtypes: [float32]
   - id: sig
     loss: sigmoid
@@ -100,6 +101,7 @@ def _run(tmp_path, out, cache, *frameworks):
     return timing, rows
 
 
+@pytest.mark.torch
 def test_frameworks_and_later_runs_share_goldens(tmp_path, instances):
     cache = tmp_path / "goldens"
     lookups = sum(len(i.case.dtypes) for i in instances)  # one per instance and dtype

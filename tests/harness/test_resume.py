@@ -1,5 +1,9 @@
 """No lost results: a real torch run SIGKILLed at random moments and resumed, or stopped
 with Ctrl-C and resumed, ends with exactly the rows of an uninterrupted run, row by row.
+
+The moments come from a generator seeded by the test's id (the ``seed`` fixture), so a
+failure names a seed that picks the same fractions of the run again. Every test runs
+torch: without it, they skip.
 """
 
 import os
@@ -20,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ["softmax_cross_entropy/basic.yaml", "nll/basic.yaml", "activations/log_softmax.yaml"]
 #: fields that legitimately differ between two runs of the same rows
 TIMING = ("elapsed_s", "compile_s")
+pytestmark = pytest.mark.torch
 
 
 def _cmd(cases: Path, out: Path, *extra: str) -> list[str]:
@@ -62,10 +67,9 @@ def suite(tmp_path_factory):
     return d, _rows(ref), time.monotonic() - t0
 
 
-def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(suite):
+def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(suite, seed):
     d, expected, seconds = suite
     out = d / "killed.jsonl"
-    seed = int(time.time())
     rng = random.Random(seed)
     kills = resumes = 0
     for attempt in range(4):  # three runs killed at a random moment, then one to the end

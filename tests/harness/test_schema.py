@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -21,6 +22,7 @@ from xentcheck.reference import LOSSES
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "src" / "xentcheck" / "harness" / "case-schema.json"
+SUITE_SCHEMA = ROOT / "cases" / "case-schema.json"
 SHIPPED = sorted((ROOT / "cases").rglob("*.yaml"))
 HEADER = re.compile(r"^# yaml-language-server: \$schema=(\S+)\n")
 
@@ -75,14 +77,32 @@ def test_schema_is_package_data_and_loads_from_the_package():
     assert any(d.startswith("jsonschema") for d in config["project"]["dependencies"])
 
 
+def generated_schema() -> str:
+    """What ``xentcheck schema`` prints (and what users save as their case-schema.json)."""
+    return json.dumps(case_schema(), indent=2) + "\n"
+
+
+def test_the_schema_files_equal_the_generated_schema(capsys):
+    from xentcheck.cli import main
+
+    assert main(["schema"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == generated_schema()
+    assert SCHEMA_FILE.read_text("utf-8") == printed
+    assert SUITE_SCHEMA.read_text("utf-8") == printed
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_shipped_file_names_the_schema_and_validates_against_it(path, schema):
     text = path.read_text("utf-8")
     header = HEADER.match(text)
     assert header, f"{path}: first line must be '# yaml-language-server: $schema=...'"
-    target = (path.parent / header.group(1)).resolve()
-    assert target == SCHEMA_FILE.resolve(), f"{path}: $schema points to {target}"
-    assert header.group(1) == os.path.relpath(SCHEMA_FILE, path.parent)
+    reference = header.group(1)
+    # relative, so it resolves in a checkout, in the installed suite and in a copy of it
+    assert not os.path.isabs(reference) and "src" not in Path(reference).parts, reference
+    target = path.parent / reference
+    assert target.resolve() == SUITE_SCHEMA.resolve(), f"{path}: $schema points to {target}"
+    assert target.read_text("utf-8") == generated_schema()
     # the editor's view: the whole file against the schema, before defaults are merged
     jsonschema.Draft202012Validator(schema).validate(load_located(text, str(path)))
 

@@ -12,11 +12,13 @@ Adapters call each API the way a user would. They never "fix" a framework's sema
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from xentcheck.reference import LOSSES
 
 
 class Unsupported(Exception):
@@ -30,8 +32,8 @@ class Call:
     inputs:    floating inputs already rounded to ``dtype`` (held as float64; cast them to
                the framework's ``dtype``); class indices as int64; masks as bool.
     params:    every parameter of the loss, registry defaults filled in.
-    explicit:  the names of the parameters the case set; an adapter passes a framework
-               argument only when the user would (e.g. no ``ignore_index`` unless set).
+    explicit:  the names of the parameters the case set. Adapters never read it: they
+               ask :meth:`is_set` (or take :meth:`kwargs`), the one meaning of "set".
     grad_inputs: the inputs to differentiate, in the order the golden has them.
     cotangent: the vector to contract the output with, of the golden value's shape:
                frameworks compute ``grad(sum(value * cotangent))`` (cast it to ``dtype``;
@@ -49,6 +51,37 @@ class Call:
     device: str
     grad_inputs: tuple[str, ...]
     cotangent: np.ndarray
+
+    def is_set(self, name: str) -> bool:
+        """Whether the case set ``name``: the one test deciding whether an adapter passes
+        the framework argument for it (or applies the user recipe that stands for it).
+
+        A parameter is set when the case names it, whatever the value: ``label_smoothing:
+        0.0``, ``reduction: mean`` or ``log_target: false`` are set exactly as ``0.1``,
+        ``sum`` or ``true`` are, and a parameter the case leaves out is not set, whatever
+        its registry default. A null that is the registry default says "none", the same
+        as leaving the parameter out (``ignore_index: null``); a null that differs from
+        the default is a setting (``alpha: null``, no weighting). An optional input
+        (``weight``, ``pos_weight``, ``mask``) is set when the case gives it.
+        """
+        if name not in self.params:
+            return self.inputs.get(name) is not None
+        if name not in self.explicit:
+            return False
+        if self.params[name] is not None:
+            return True
+        spec = LOSSES.get(self.loss)
+        return spec is not None and spec.params.get(name) is not None
+
+    def kwargs(self, names: Mapping[str, str] | Iterable[str]) -> dict[str, Any]:
+        """Framework keyword arguments of the parameters among ``names`` that are set
+        (:meth:`is_set`), with the case's values: ``{keyword: value}``.
+
+        ``names`` maps parameter -> framework keyword (``{"ignore_index":
+        "ignore_class"}``), or lists parameters whose keyword is their own name.
+        """
+        mapping = names if isinstance(names, Mapping) else {n: n for n in names}
+        return {kw: self.params[p] for p, kw in mapping.items() if self.is_set(p)}
 
     @property
     def integer_target(self) -> bool:

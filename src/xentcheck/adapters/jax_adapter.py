@@ -28,12 +28,16 @@ the row is the plain JAX recipe, named by its code (``-jnp.take_along_axis``,
 (``jax.scipy.special.softmax`` / ``log_softmax`` / ``logsumexp`` / ``expit``,
 ``optax.losses.convex_kl_divergence``) have no rows of their own.
 
-Arguments are passed the way a user would: a framework argument only when the case set
-the parameter or when the reference's semantics need it (``axis=1`` for the class axis of
-``[N, C, d1..]`` logits, ``axis`` of ``jax.nn.logsumexp`` whose default is all axes,
-``alpha`` of ``sigmoid_focal_loss`` whose default is no weighting). Nothing is clamped,
-checked or rewritten: out-of-range labels go into JAX as they are (JAX does not raise;
-gathers fill with NaN or wrap negative indices), so its behaviour is recorded.
+Arguments are passed the way a user would: a framework argument, or the recipe standing
+for it, exactly when the case set the parameter (:meth:`Call.is_set
+<xentcheck.adapters.base.Call.is_set>`): ``label_smoothing: 0.0`` runs the
+``+smooth_labels`` recipe as ``0.1`` does, ``ignore_index`` the ``+where`` one. Passed
+always, whatever the case set: ``axis=1`` for the class axis of ``[N, C, d1..]`` logits,
+``axis`` of ``jax.nn.logsumexp`` whose default is all axes, and ``alpha`` of
+``sigmoid_focal_loss``, whose default (no weighting) is not the registry's 0.25.
+Nothing is clamped, checked or rewritten: out-of-range labels go into JAX as they are
+(JAX does not raise; gathers fill with NaN or wrap negative indices), so its behaviour is
+recorded.
 
 Value and gradients come from ONE jitted function per (API, static parameters) returning
 the value and the vector-Jacobian product with the call's cotangent, so one compilation
@@ -458,20 +462,17 @@ class Family:
 _RED = {"none": "", "sum": "+sum", "mean": "+mean"}
 
 
-def _explicit(call: Call, name: str) -> bool:
-    return name in call.explicit and call.params.get(name) is not None
-
-
 def _ignore(call: Call) -> bool:
-    return _explicit(call, "ignore_index")
+    return call.is_set("ignore_index")
 
 
 def _smoothing(call: Call) -> bool:
-    return _explicit(call, "label_smoothing") and float(call.params["label_smoothing"]) != 0.0
+    return call.is_set("label_smoothing")
 
 
 def _has(name: str) -> Callable[[Call], bool]:
-    return lambda call: name in call.inputs and call.inputs[name] is not None
+    """``Call.is_set(name)`` as a predicate (a flag's ``on``)."""
+    return lambda call: call.is_set(name)
 
 
 def _expand(fam: Family) -> list[Api]:
@@ -611,13 +612,11 @@ def _is_int(call: Call) -> bool:
 
 
 def _ls_scalar(call: Call) -> dict[str, Any]:
-    return {"label_smoothing": float(call.params.get("label_smoothing") or 0.0)}
+    return {k: float(v) for k, v in call.kwargs(("label_smoothing",)).items()}
 
 
 def _ignore_scalar(call: Call) -> dict[str, Any]:
-    if _ignore(call):
-        return {"ignore_index": int(call.params["ignore_index"])}
-    return {}
+    return {k: int(v) for k, v in call.kwargs(("ignore_index",)).items()}
 
 
 _W_TARGET = Flag("+weight[target]", _has("weight"))
@@ -802,18 +801,20 @@ def _focal(reduction):
     optax = _mods()[3]
 
     def fn(a):
-        per = optax.losses.sigmoid_focal_loss(
-            a["logits"], a["target"], alpha=a.get("alpha"), gamma=a["gamma"]
-        )
+        kw = {"gamma": a["gamma"]} if "gamma" in a else {}
+        per = optax.losses.sigmoid_focal_loss(a["logits"], a["target"], alpha=a.get("alpha"), **kw)
         return _reduce(per, reduction)
 
     return fn
 
 
 def _focal_scalars(call: Call) -> dict[str, Any]:
+    """gamma when set (optax's default is the registry's 2); alpha always (optax's default,
+    None, is no weighting, not the registry's 0.25), as None where the case turned it off
+    (null, or torchvision's negative alpha)."""
+    out: dict[str, Any] = {k: float(v) for k, v in call.kwargs(("gamma",)).items()}
     alpha = call.params.get("alpha")
-    out: dict[str, Any] = {"gamma": float(call.params.get("gamma", 2.0))}
-    if alpha is not None and float(alpha) >= 0:  # torchvision: alpha < 0 means no weighting
+    if alpha is not None and float(alpha) >= 0:
         out["alpha"] = float(alpha)
     return out
 
@@ -825,7 +826,7 @@ FOCAL = [
         _focal,
         reductions=_RED,
         scalars=_focal_scalars,
-        doc="alpha and gamma always passed (optax's default alpha=None is no weighting)",
+        doc="alpha always passed (optax's default alpha=None is no weighting); gamma when set",
     )
 ]
 
@@ -901,9 +902,9 @@ def _token_ce(exp: bool):
         def fn(a):
             logits, t = a["logits"], a["target"]
             keep = None
-            if "mask" in a:
+            if "mask" in a:  # an input the case gave
                 keep = a["mask"]
-            if "ignore_index" in a:  # set only when the case sets ignore_index
+            if "ignore_index" in a:  # a scalar only when the case set ignore_index
                 k = t != a["ignore_index"]
                 keep = k if keep is None else keep & k
             if keep is None:
@@ -962,7 +963,7 @@ def _axis_api(path: str, loss: str, always_axis: bool, doc: str = "") -> Api:
 
     def run(call: Call) -> Output:
         f = _fn(path)
-        pass_axis = always_axis or "axis" in call.explicit
+        pass_axis = always_axis or call.is_set("axis")
         axis = int(call.params.get("axis", -1))
         fn = (lambda a: f(a["x"], axis=axis)) if pass_axis else (lambda a: f(a["x"]))
         return _execute(path, call, fn, (axis, pass_axis), {})

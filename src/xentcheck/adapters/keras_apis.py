@@ -10,10 +10,13 @@ How a call is made, the way a user would:
 
 * Class axis: the reference has it at 1 (``[N, C, d1..]``); Keras is channels-last, so
   K-dim inputs get their class axis moved last (``keras.ops.transpose``).
-* Framework arguments are passed only when the case set the parameter
-  (``call.explicit``) or when the reference's semantics need them: ``from_logits=True``,
-  ``axis`` of ``keras.ops.logsumexp`` (whose default reduces every axis),
-  ``apply_class_balancing`` of the focal loss.
+* A framework argument is passed exactly when the case set the parameter
+  (:meth:`Call.is_set <xentcheck.adapters.base.Call.is_set>`, ``0.0`` and the default
+  included; :meth:`Call.kwargs <xentcheck.adapters.base.Call.kwargs>`), and a recipe
+  standing for a missing argument is applied exactly then. The rows' own arguments are
+  passed always: ``from_logits=True``, ``axis`` of ``keras.ops.logsumexp`` (whose default
+  reduces every axis), ``apply_class_balancing=True`` of the focal loss (``False`` when
+  the case turns alpha off: null or negative, torchvision's convention).
 * Functional losses return per-sample losses: the reduction is the user's
   (``keras.ops.sum``; ``keras.ops.mean``, or the sum over the kept elements' count when
   an ignore class is in play).
@@ -53,28 +56,22 @@ def _k():
 # ------------------------------------------------------------------ parameter helpers
 
 
-def _is_set(call: Call, name: str) -> bool:
-    """The case set ``name`` (to something other than None)."""
-    return name in call.explicit and call.params.get(name) is not None
-
-
 def _ignore_index(call: Call) -> int | None:
-    return int(call.params["ignore_index"]) if _is_set(call, "ignore_index") else None
+    return int(call.params["ignore_index"]) if call.is_set("ignore_index") else None
 
 
-def _has(call: Call, name: str) -> bool:
-    return call.inputs.get(name) is not None
+_IGNORE_CLASS = {"ignore_index": "ignore_class"}
 
 
 def _reject(call: Call, api: str, *, weight=False, ignore=False, smoothing=False, pos=False):
     """Raise Unsupported for the parameters ``api`` has no argument (or recipe) for."""
-    if weight and _has(call, "weight"):
+    if weight and call.is_set("weight"):
         raise Unsupported(f"{api} has no class/element weight argument")
-    if pos and _has(call, "pos_weight"):
+    if pos and call.is_set("pos_weight"):
         raise Unsupported(f"{api} has no pos_weight argument")
-    if ignore and _is_set(call, "ignore_index"):
+    if ignore and call.is_set("ignore_index"):
         raise Unsupported(f"{api} has no ignore_index argument")
-    if smoothing and _is_set(call, "label_smoothing"):
+    if smoothing and call.is_set("label_smoothing"):
         raise Unsupported(f"{api} has no label_smoothing argument")
 
 
@@ -117,15 +114,8 @@ _KERAS_REDUCTION = {
 
 
 def _keras_reduction(call: Call) -> dict[str, Any]:
-    if "reduction" not in call.explicit:
-        return {}  # Keras's default, sum_over_batch_size: the mean
-    return {"reduction": _KERAS_REDUCTION[call.params["reduction"]]}
-
-
-def _kw(call: Call, *names: str, rename: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Keyword arguments for the parameters among ``names`` that the case set."""
-    rename = rename or {}
-    return {rename.get(n, n): call.params[n] for n in names if _is_set(call, n)}
+    """``reduction=`` by Keras's name, when set (unset: Keras's default, the mean)."""
+    return {k: _KERAS_REDUCTION[v] for k, v in call.kwargs(("reduction",)).items()}
 
 
 @functools.lru_cache(maxsize=256)
@@ -147,18 +137,13 @@ def _probability(call: Call) -> bool:
 
 
 def _smoothing(call: Call) -> bool:
-    return _is_set(call, "label_smoothing")
+    return call.is_set("label_smoothing")
 
 
 def _bare(call: Call) -> bool:
     """No weights, ignore_index or label smoothing: the calls the ``keras.ops`` forms are
     for (their ``keras.losses`` siblings carry those parameters)."""
-    return not (
-        _has(call, "weight")
-        or _has(call, "pos_weight")
-        or _is_set(call, "ignore_index")
-        or _smoothing(call)
-    )
+    return not any(map(call.is_set, ("weight", "pos_weight", "ignore_index", "label_smoothing")))
 
 
 def _kept(target, call: Call):
@@ -183,7 +168,7 @@ def _cce_fn(from_logits: bool, x: str) -> Builder:
             _class_last(t["target"]),
             _class_last(t[x]),
             from_logits=from_logits,
-            **_kw(call, "label_smoothing"),
+            **call.kwargs(("label_smoothing",)),
         )
         return _user_reduce(per, call)
 
@@ -197,7 +182,7 @@ def _cce_cls(from_logits: bool, x: str, one_hot: bool = False) -> Builder:
         loss = _keras_loss(
             "CategoricalCrossentropy",
             **kw,
-            **_kw(call, "label_smoothing"),
+            **call.kwargs(("label_smoothing",)),
             **_keras_reduction(call),
         )
         pred = _class_last(t[x])
@@ -216,7 +201,7 @@ def _scce_fn(from_logits: bool, x: str) -> Builder:
         ops = _k().ops
         name = "keras.losses.sparse_categorical_crossentropy"
         _reject(call, name, weight=True, smoothing=True)
-        kw = _kw(call, "ignore_index", rename={"ignore_index": "ignore_class"})
+        kw = call.kwargs(_IGNORE_CLASS)
         per = _k().losses.sparse_categorical_crossentropy(
             t["target"], _class_last(t[x]), from_logits=from_logits, **kw
         )
@@ -233,11 +218,11 @@ def _scce_cls(from_logits: bool, x: str, class_weights: bool = False) -> Builder
         name = "keras.losses.SparseCategoricalCrossentropy"
         _reject(call, name, weight=not class_weights, smoothing=True)
         kw = {"from_logits": True} if from_logits else {}
-        kw |= _kw(call, "ignore_index", rename={"ignore_index": "ignore_class"})
+        kw |= call.kwargs(_IGNORE_CLASS)
         loss = _keras_loss("SparseCategoricalCrossentropy", **kw, **_keras_reduction(call))
         target = t["target"]
         sample_weight = None
-        if class_weights and "weight" in t:
+        if class_weights and call.is_set("weight"):
             safe = ops.where(_kept(target, call), target, ops.zeros_like(target))
             sample_weight = ops.take(t["weight"], safe)
         return loss(target, _class_last(t[x]), sample_weight=sample_weight)
@@ -281,9 +266,9 @@ AXIS_DEFAULT_ALL = "the framework default reduces every axis"
 
 
 def _axis_kw(call: Call, always: bool = False) -> dict[str, Any]:
-    if always or _is_set(call, "axis"):
+    if always:
         return {"axis": int(call.params["axis"])}
-    return {}
+    return {k: int(v) for k, v in call.kwargs(("axis",)).items()}
 
 
 def activation(fn: Callable[..., Any], axis: bool = False, always: bool = False) -> Builder:
@@ -314,9 +299,9 @@ TOKEN_KERAS = (
 def _token_keras(t: Tensors, call: Call):
     """``SparseCategoricalCrossentropy(from_logits=True[, ignore_class=ignore_index])``
     with ``sample_weight=mask``, default reduction."""
-    kw = _kw(call, "ignore_index", rename={"ignore_index": "ignore_class"})
+    kw = call.kwargs(_IGNORE_CLASS)
     loss = _keras_loss("SparseCategoricalCrossentropy", from_logits=True, **kw)
-    sample_weight = t.get("mask")
+    sample_weight = t["mask"] if call.is_set("mask") else None
     return loss(t["target"], t["logits"], sample_weight=sample_weight)
 
 
@@ -355,16 +340,22 @@ def _ops_bce(from_logits: bool, x: str) -> Builder:
     return build
 
 
-def _focal_kw(call: Call) -> dict[str, Any]:
-    """alpha weighting (``alpha*t + (1-alpha)*(1-t)``, off for alpha < 0 as in torchvision)
-    needs ``apply_class_balancing=True`` in Keras; alpha/gamma only when the case set them."""
-    kw: dict[str, Any] = {"from_logits": True}
+def _alpha_off(call: Call) -> bool:
+    """The case turned alpha weighting off: ``alpha: null``, or negative (torchvision's
+    ``alpha=-1``)."""
     alpha = call.params.get("alpha")
-    if alpha is not None and float(alpha) >= 0:
-        kw["apply_class_balancing"] = True
-    kw |= _kw(call, "alpha", "gamma")
-    if "alpha" in kw and float(kw["alpha"]) < 0:
+    return call.is_set("alpha") and (alpha is None or float(alpha) < 0)
+
+
+def _focal_kw(call: Call) -> dict[str, Any]:
+    """alpha weighting (``alpha*t + (1-alpha)*(1-t)``) is ``apply_class_balancing=True`` in
+    Keras, passed always but where the case turned it off; alpha and gamma exactly when
+    the case set them (Keras's defaults, 0.25 and 2, are the registry's)."""
+    kw: dict[str, Any] = {"from_logits": True, **call.kwargs(("alpha", "gamma"))}
+    if _alpha_off(call):
         del kw["alpha"]
+    else:
+        kw["apply_class_balancing"] = True
     return kw
 
 
@@ -416,7 +407,7 @@ def softmax_ce_apis(make_api: MakeApi) -> list[Api]:
     plain = lambda c: not _smoothing(c)  # noqa: E731
     kc = "keras.losses.CategoricalCrossentropy(from_logits=True)"
     ks = "keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
-    no_weight = lambda c: _integer(c) and plain(c) and not _has(c, "weight")  # noqa: E731
+    no_weight = lambda c: _integer(c) and plain(c) and not c.is_set("weight")  # noqa: E731
     return [
         make_api(
             "keras.losses.categorical_crossentropy(from_logits=True)",
@@ -445,7 +436,7 @@ def softmax_ce_apis(make_api: MakeApi) -> list[Api]:
             f"{ks}+sample_weight=weight[target]",
             loss,
             _scce_cls(True, "logits", class_weights=True),
-            lambda c: _integer(c) and plain(c) and _has(c, "weight"),
+            lambda c: _integer(c) and plain(c) and c.is_set("weight"),
             "class weights as Keras users pass them: sample_weight=gather(weight, target)",
         ),
         make_api(

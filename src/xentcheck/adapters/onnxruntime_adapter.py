@@ -14,9 +14,10 @@ Rows, one per ONNX operator (or operator chain, named by it):
 * ``onnx.Softmax``, ``onnx.LogSoftmax``, ``onnx.ReduceLogSumExp``, ``onnx.Sigmoid``.
 
 ONNX's class axis is 1, like the reference's, so inputs go in unchanged. An attribute is
-set only when the case set the parameter (ONNX's defaults are the reference's:
-``reduction="mean"``, no ``ignore_index``), except ``axis``/``axes``, which the
-activations always get (``ReduceLogSumExp`` reduces every axis by default).
+set exactly when the case set the parameter (:meth:`Call.is_set
+<xentcheck.adapters.base.Call.is_set>`; ONNX's defaults are the reference's:
+``reduction="mean"``, no ``ignore_index``, ``axis=-1``), except the ``axes`` of
+``ReduceLogSumExp``, which reduces every axis by default: it is always set.
 
 ONNX Runtime's inference sessions compute values only: every gradient quantity is an
 ``unsupported`` row saying so. One ``InferenceSession`` is built per (graph, dtype, rank,
@@ -177,20 +178,13 @@ def _execute(call: Call, graph: Graph, feeds: dict[str, np.ndarray]) -> Output:
 # --------------------------------------------------------------------- parameters
 
 
-def _is_set(call: Call, name: str) -> bool:
-    return name in call.explicit and call.params.get(name) is not None
-
-
 def _loss_attrs(call: Call) -> dict[str, Any]:
-    """``reduction`` and ``ignore_index`` attributes, only where the case set them."""
-    attrs: dict[str, Any] = {}
-    if _is_set(call, "reduction"):
-        reduction = call.params["reduction"]
-        if reduction not in ("none", "sum", "mean"):
-            raise Unsupported(f"ONNX loss operators have no reduction {reduction!r}")
-        attrs["reduction"] = reduction
-    if _is_set(call, "ignore_index"):
-        attrs["ignore_index"] = int(call.params["ignore_index"])
+    """``reduction`` and ``ignore_index`` attributes, exactly where the case set them."""
+    attrs = call.kwargs(("reduction", "ignore_index"))
+    if attrs.get("reduction", "mean") not in ("none", "sum", "mean"):
+        raise Unsupported(f"ONNX loss operators have no reduction {attrs['reduction']!r}")
+    if "ignore_index" in attrs:
+        attrs["ignore_index"] = int(attrs["ignore_index"])
     return attrs
 
 
@@ -211,13 +205,13 @@ def _class_index_loss(op: str, x: str, log_first: bool = False) -> Builder:
     """SoftmaxCrossEntropyLoss / NegativeLogLikelihoodLoss on (x, target[, weight])."""
 
     def build(call: Call) -> tuple[Graph, dict[str, np.ndarray]]:
-        if _is_set(call, "label_smoothing"):
+        if call.is_set("label_smoothing"):
             raise Unsupported(f"onnx.{op} has no label_smoothing attribute")
         attrs = _loss_attrs(call)
         feeds = {"x": call.inputs[x], "target": call.inputs["target"]}
         inputs = [("x", "float"), ("target", "int64")]
         names = ["x", "target"]
-        if call.inputs.get("weight") is not None:
+        if call.is_set("weight"):
             feeds["weight"] = call.inputs["weight"]
             inputs.append(("weight", "float"))
             names.append("weight")
@@ -233,11 +227,11 @@ def _class_index_loss(op: str, x: str, log_first: bool = False) -> Builder:
 
 def _soft_target_ce(call: Call) -> tuple[Graph, dict[str, np.ndarray]]:
     """-ReduceSum(target * LogSoftmax(logits, axis=1), axes=[1]), then the reduction."""
-    if call.inputs.get("weight") is not None:
+    if call.is_set("weight"):
         raise Unsupported("the probability-target ONNX graph has no class weights")
-    if _is_set(call, "label_smoothing"):
+    if call.is_set("label_smoothing"):
         raise Unsupported("the probability-target ONNX graph has no label smoothing")
-    if _is_set(call, "ignore_index"):
+    if call.is_set("ignore_index"):
         raise Unsupported("ignore_index applies to class-index targets only")
     reduction = call.params.get("reduction", "mean")
     nodes = [
@@ -259,11 +253,10 @@ def _soft_target_ce(call: Call) -> tuple[Graph, dict[str, np.ndarray]]:
 def _activation(op: str, axis: bool = False, axes: bool = False) -> Builder:
     def build(call: Call) -> tuple[Graph, dict[str, np.ndarray]]:
         attrs: dict[str, Any] = {}
-        ax = int(call.params.get("axis", -1))
         if axis:
-            attrs["axis"] = ax
+            attrs |= {k: int(v) for k, v in call.kwargs(("axis",)).items()}
         if axes:
-            attrs["axes"] = (ax,)
+            attrs["axes"] = (int(call.params["axis"]),)
             attrs["keepdims"] = 0
         return Graph((_node(op, ["x"], ["out"], **attrs),), (("x", "float"),)), {
             "x": call.inputs["x"]

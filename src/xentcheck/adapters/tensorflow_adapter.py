@@ -16,10 +16,12 @@ How a call is made, the way a user would:
 
 * Class axis: the reference has it at 1 (``[N, C, d1..]``); TensorFlow and Keras are
   channels-last, so the adapter moves it last (``tf.transpose``) for K-dim inputs.
-* Framework arguments are passed only when the case set the parameter
-  (``call.explicit``) or when the reference's semantics need them: ``from_logits=True``
-  for the logits losses, ``axis`` of ``reduce_logsumexp``/``keras.ops.logsumexp`` (whose
-  default reduces every axis), ``apply_class_balancing`` of the focal loss.
+* A framework argument is passed, or the recipe standing for it applied, exactly when
+  the case set the parameter (:meth:`Call.is_set <xentcheck.adapters.base.Call.is_set>`,
+  ``label_smoothing: 0.0`` and the default included). The rows' own arguments are passed
+  always: ``from_logits=True`` for the logits losses, ``axis`` of
+  ``reduce_logsumexp``/``keras.ops.logsumexp`` (whose default reduces every axis),
+  ``apply_class_balancing`` of the focal loss.
 * ``tf.nn`` and functional Keras losses return per-sample losses: the reduction is the
   user's (``tf.reduce_sum``; ``tf.reduce_mean``, or the sum divided by the summed weights
   of the kept elements where weights or an ignore index are in play); around Keras calls
@@ -55,10 +57,8 @@ import tensorflow as tf
 from xentcheck.adapters import keras_apis
 from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported
 from xentcheck.adapters.keras_apis import (
-    _has,
     _ignore_index,
     _integer,
-    _is_set,
     _probability,
     _reject,
     _smoothing,
@@ -263,7 +263,7 @@ def _tf_sparse_ce_weighted(t: Tensors, call: Call) -> tf.Tensor:
     keep = _kept(target, call)
     safe = tf.where(keep, target, tf.zeros_like(target))
     per = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
-    w = tf.gather(t["weight"], safe) if "weight" in t else tf.ones_like(per)
+    w = tf.gather(t["weight"], safe) if call.is_set("weight") else tf.ones_like(per)
     w = tf.where(keep, w, tf.zeros_like(w))
     per = tf.where(keep, w * per, tf.zeros_like(per))
     return _user_reduce(per, call, denominator=tf.reduce_sum(w))
@@ -279,7 +279,7 @@ _TOKEN_TF = f"{_SSCE}+where(mask)+sum/count"
 
 def _token_keep(t: Tensors, call: Call) -> tf.Tensor:
     keep = _kept(t["target"], call)
-    if "mask" in t:
+    if call.is_set("mask"):
         keep = tf.logical_and(keep, t["mask"])
     return keep
 
@@ -308,21 +308,21 @@ _SIG = "tf.nn.sigmoid_cross_entropy_with_logits"
 _WSIG = "tf.nn.weighted_cross_entropy_with_logits"
 
 
-def _times_weight(per: tf.Tensor, t: Tensors) -> tf.Tensor:
-    return per * t["weight"] if "weight" in t else per
+def _times_weight(per: tf.Tensor, t: Tensors, call: Call) -> tf.Tensor:
+    return per * t["weight"] if call.is_set("weight") else per
 
 
 def _tf_sigmoid_ce(t: Tensors, call: Call) -> tf.Tensor:
     _reject(call, _SIG, pos=True)
     per = tf.nn.sigmoid_cross_entropy_with_logits(labels=t["target"], logits=t["logits"])
-    return _user_reduce(_times_weight(per, t), call)
+    return _user_reduce(_times_weight(per, t, call), call)
 
 
 def _tf_weighted_ce(t: Tensors, call: Call) -> tf.Tensor:
     per = tf.nn.weighted_cross_entropy_with_logits(
         labels=t["target"], logits=t["logits"], pos_weight=t["pos_weight"]
     )
-    return _user_reduce(_times_weight(per, t), call)
+    return _user_reduce(_times_weight(per, t, call), call)
 
 
 # -------------------------------------------------------------------------------- KL
@@ -344,7 +344,7 @@ def _keras_api(name: str, loss: str, build: Builder, applies, doc: str) -> Api:
 def _softmax_ce_apis() -> list[Api]:
     loss = "softmax_cross_entropy"
     plain = lambda c: not _smoothing(c)  # noqa: E731
-    weighted = lambda c: _has(c, "weight") or _is_set(c, "ignore_index")  # noqa: E731
+    weighted = lambda c: c.is_set("weight") or c.is_set("ignore_index")  # noqa: E731
     return [
         _api(_SCE, loss, _tf_softmax_ce, lambda c: _probability(c) and plain(c)),
         _api(
@@ -367,19 +367,13 @@ def _softmax_ce_apis() -> list[Api]:
 
 def _binary_apis() -> list[Api]:
     bcel = "binary_cross_entropy_with_logits"
-    no_pos = lambda c: not _has(c, "pos_weight")  # noqa: E731
+    pos = lambda c: c.is_set("pos_weight")  # noqa: E731
+    weight = lambda c: c.is_set("weight")  # noqa: E731
     return [
-        _api(_SIG, bcel, _tf_sigmoid_ce, lambda c: no_pos(c) and not _has(c, "weight")),
-        _api(f"{_SIG}*weight", bcel, _tf_sigmoid_ce, lambda c: no_pos(c) and _has(c, "weight")),
-        _api(
-            _WSIG, bcel, _tf_weighted_ce, lambda c: _has(c, "pos_weight") and not _has(c, "weight")
-        ),
-        _api(
-            f"{_WSIG}*weight",
-            bcel,
-            _tf_weighted_ce,
-            lambda c: _has(c, "pos_weight") and _has(c, "weight"),
-        ),
+        _api(_SIG, bcel, _tf_sigmoid_ce, lambda c: not pos(c) and not weight(c)),
+        _api(f"{_SIG}*weight", bcel, _tf_sigmoid_ce, lambda c: not pos(c) and weight(c)),
+        _api(_WSIG, bcel, _tf_weighted_ce, lambda c: pos(c) and not weight(c)),
+        _api(f"{_WSIG}*weight", bcel, _tf_weighted_ce, lambda c: pos(c) and weight(c)),
     ]
 
 

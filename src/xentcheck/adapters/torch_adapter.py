@@ -4,11 +4,13 @@ Functional (``torch.nn.functional.*``) and module (``torch.nn.*Loss``) forms are
 rows. Where torch has no API for a loss, the idiomatic user recipe built from torch ops is
 run and named in the row (``torch.nn.functional.nll_loss+torch.log`` ...).
 
-Arguments are passed the way a user would: a framework argument only when the case set
-the parameter (``call.explicit``) or when the reference's semantics cannot be expressed
-without it (``dim`` of softmax, the reduction of the torchvision focal-loss recipe whose
-default is ``none``). Nothing is clamped, checked or rewritten on the way in or out, so
-every difference of torch shows up in the results.
+Arguments are passed the way a user would: a framework argument exactly when the case set
+the parameter (:meth:`Call.is_set <xentcheck.adapters.base.Call.is_set>`, ``0.0`` and the
+default included), and the ``dim`` of softmax / log_softmax / logsumexp always (torch
+deprecates the implicit ``dim``, and ``logsumexp`` requires it). The torchvision
+focal-loss recipe is torch ops written out: its formula uses alpha, gamma and the
+reduction whatever the case set. Nothing is clamped, checked or rewritten on the way in
+or out, so every difference of torch shows up in the results.
 
 Gradients are vector-Jacobian products ``torch.autograd.grad(value, inputs, cotangent)``
 in the dtype under test. An input torch does not differentiate is left out of the grads.
@@ -133,13 +135,6 @@ def _execute(
     return out
 
 
-def _opt(call: Call, *names: str) -> dict[str, Any]:
-    """Keyword arguments for the parameters among ``names`` that the case set."""
-    return {
-        n: call.params[n] for n in names if n in call.explicit and call.params.get(n) is not None
-    }
-
-
 def _check_gpu_labels(call: Call, target: torch.Tensor, classes: int, ignore_index: int) -> None:
     """On CUDA an out-of-range label trips a device-side assert that poisons the context.
 
@@ -162,8 +157,13 @@ def _classes(x: torch.Tensor) -> int:
 
 
 def _ignore_index(call: Call) -> int:
-    kw = _opt(call, "ignore_index")
-    return int(kw.get("ignore_index", _TORCH_IGNORE_INDEX))
+    """The ignore index torch applies: the case's when set, else torch's default."""
+    return int(call.params["ignore_index"]) if call.is_set("ignore_index") else _TORCH_IGNORE_INDEX
+
+
+def _weights(t: Tensors, call: Call, *names: str) -> dict[str, torch.Tensor]:
+    """The optional weight inputs among ``names`` that the case gave, as keywords."""
+    return {n: t[n] for n in names if call.is_set(n)}
 
 
 def _api(name: str, loss: str, build: Builder, applies=None, doc: str = "") -> Api:
@@ -189,9 +189,7 @@ def _probability_target(call: Call) -> bool:
 
 def _ce_args(t: Tensors, call: Call) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     logits, target = t["logits"], t["target"]
-    kw = _opt(call, "ignore_index", "label_smoothing", "reduction")
-    if "weight" in t:
-        kw["weight"] = t["weight"]
+    kw = call.kwargs(("ignore_index", "label_smoothing", "reduction")) | _weights(t, call, "weight")
     if not target.is_floating_point():
         _check_gpu_labels(call, target, _classes(logits), _ignore_index(call))
     return logits, target, kw
@@ -209,9 +207,7 @@ def _cross_entropy_module(t: Tensors, call: Call) -> torch.Tensor:
 
 def _nll_args(t: Tensors, call: Call) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     log_probs, target = t["log_probs"], t["target"]
-    kw = _opt(call, "ignore_index", "reduction")
-    if "weight" in t:
-        kw["weight"] = t["weight"]
+    kw = call.kwargs(("ignore_index", "reduction")) | _weights(t, call, "weight")
     _check_gpu_labels(call, target, _classes(log_probs), _ignore_index(call))
     return log_probs, target, kw
 
@@ -230,7 +226,7 @@ def _categorical_nll_log(t: Tensors, call: Call) -> torch.Tensor:
     """The user recipe for probabilities and class indices: ``nll_loss(torch.log(p), y)``."""
     probs, target = t["probs"], t["target"]
     _check_gpu_labels(call, target, _classes(probs), _TORCH_IGNORE_INDEX)
-    return F.nll_loss(torch.log(probs), target, **_opt(call, "reduction"))
+    return F.nll_loss(torch.log(probs), target, **call.kwargs(("reduction",)))
 
 
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -277,9 +273,9 @@ def _token_ce(t: Tensors, call: Call) -> torch.Tensor:
     """The usual language-model recipe: flatten to ``[B*T, V]`` and let ``cross_entropy``
     drop padding: masked positions get the ignore index (``-100`` unless set)."""
     logits, target = t["logits"], t["target"]
-    kw = _opt(call, "ignore_index")
-    ignore = int(kw.get("ignore_index", _TORCH_IGNORE_INDEX))
-    if "mask" in t:
+    kw = call.kwargs(("ignore_index",))
+    ignore = _ignore_index(call)
+    if call.is_set("mask"):
         target = target.masked_fill(~t["mask"], ignore)
     vocab = logits.shape[-1]
     _check_gpu_labels(call, target, vocab, ignore)
@@ -309,10 +305,7 @@ def _check_gpu_unit_interval(t: Tensors) -> None:
 
 
 def _bce_args(t: Tensors, call: Call) -> dict[str, Any]:
-    kw = _opt(call, "reduction")
-    if "weight" in t:
-        kw["weight"] = t["weight"]
-    return kw
+    return call.kwargs(("reduction",)) | _weights(t, call, "weight")
 
 
 def _bce(t: Tensors, call: Call) -> torch.Tensor:
@@ -326,10 +319,7 @@ def _bce_module(t: Tensors, call: Call) -> torch.Tensor:
 
 
 def _bce_logits_args(t: Tensors, call: Call) -> dict[str, Any]:
-    kw = _bce_args(t, call)
-    if "pos_weight" in t:
-        kw["pos_weight"] = t["pos_weight"]
-    return kw
+    return _bce_args(t, call) | _weights(t, call, "pos_weight")
 
 
 def _bce_logits(t: Tensors, call: Call) -> torch.Tensor:
@@ -388,7 +378,7 @@ def _log_sigmoid_module(t: Tensors, call: Call) -> torch.Tensor:
 
 
 def _kl_args(call: Call) -> dict[str, Any]:
-    return _opt(call, "reduction", "log_target")
+    return call.kwargs(("reduction", "log_target"))
 
 
 def _kl(t: Tensors, call: Call) -> torch.Tensor:

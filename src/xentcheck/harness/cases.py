@@ -1,18 +1,21 @@
 """Case files: loading, schema validation and sweep expansion.
 
 A case file is YAML with a top-level ``cases:`` list (and optional ``defaults:`` merged
-into every case). See DESIGN.md for the format. A file is read in three guarded steps,
-each refusing bad input before it costs memory: its size (:data:`MAX_FILE_BYTES`) and
-UTF-8 encoding; safe YAML with node-count and nesting limits
-(:mod:`xentcheck.harness.yamlnodes`); the JSON Schema ``case-schema.json``
+into every case); ``xentcheck schema`` prints its JSON Schema. A file is read in three
+guarded steps, each refusing bad input before it costs memory: its size
+(:data:`MAX_FILE_BYTES`) and UTF-8 encoding; safe YAML with node-count and nesting
+limits (:mod:`xentcheck.harness.yamlnodes`); the JSON Schema ``case-schema.json``
 (:mod:`xentcheck.harness.schema`). This module then checks what a schema cannot say
-(ragged literals, the element count of a shape, an axis within a shape, unique ids).
-Every violation is a :class:`CaseError` naming the file, the line and the fix.
+(ragged literals, the element count of a shape, an axis within a shape, unique ids), and
+asks the reference's input checks about every instance at every dtype: an input the
+reference rejects is a case error unless the case says ``expect_error: true`` (and
+``expect_error`` on an input it accepts is one too). Every violation is a
+:class:`CaseError` naming the file, the line and the fix.
 
-``load_cases(paths)`` returns :class:`Case` objects; ``expand(case)`` yields its
-:class:`Instance` objects, one per point of the parameter sweep. Inputs are materialised
-on demand (``Instance.inputs()``), so a suite with large vocabularies does not hold every
-array in memory at once.
+``load_cases(paths)`` returns :class:`Case` objects (``load_cases()``: the shipped suite,
+:func:`shipped_suite`); ``expand(case)`` yields its :class:`Instance` objects, one per
+point of the parameter sweep. Inputs are materialised on demand (``Instance.inputs()``),
+so a suite with large vocabularies does not hold every array in memory at once.
 """
 
 from __future__ import annotations
@@ -27,12 +30,19 @@ from typing import Any
 
 import numpy as np
 
-from xentcheck.dtypes import FLOAT_DTYPES
+from xentcheck.dtypes import FLOAT_DTYPES, quantize
 from xentcheck.harness import schema
 from xentcheck.harness.errors import CaseError, show
 from xentcheck.harness.generators import GENERATORS, MAX_ELEMENTS, derived_seed, generate
 from xentcheck.harness.yamlnodes import Map, Seq, load_located
-from xentcheck.reference import LOSSES
+from xentcheck.reference import (
+    LOSSES,
+    InputRejected,
+    check,
+    differentiable_inputs,
+    is_probability_target,
+    values_read,
+)
 
 CASE_KEYS = {
     "id", "loss", "description", "inputs", "params", "dtypes", "tags",
@@ -81,6 +91,13 @@ class InputDef:
             return np.full(self.shape, self.fill, dtype=np.float64)
         return generate(self.generator, self.shape, self.seed, self.options)
 
+    def stand_in(self) -> np.ndarray:
+        """A zero of :meth:`materialise`'s shape and dtype kind that holds no memory."""
+        if self.literal is not None:
+            return self.literal
+        zero = np.int64(0) if self.generator == "labels" else np.float64(0)
+        return np.broadcast_to(zero, self.shape)
+
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly description (for results and reproduction scripts)."""
         if self.literal is not None:
@@ -108,7 +125,7 @@ class Case:
     swept: tuple[str, ...]
     dtypes: tuple[str, ...]
     tags: tuple[str, ...]
-    expected: dict[str, Any] | None
+    expected: dict[str, Any] | None  # value, grads, tolerance ({ulp} or {rtol, atol})
     tolerance: dict[str, dict[str, float]]  # dtype (or "*") -> {rtol, atol}
     expect_error: bool
     source: Source
@@ -147,6 +164,24 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def shipped_suite() -> Path:
+    """The folder of the suite shipped with xentcheck, for ``--cases`` left out.
+
+    Installed from a wheel, it is the package's ``suite`` folder; in a checkout or an
+    editable install, ``src/xentcheck/suite`` links to the top-level ``cases/``, returned
+    resolved so that messages name ``cases/...``. Raises CaseError where neither exists.
+    """
+    package = Path(__file__).resolve().parent.parent
+    for folder in (package / "suite", package.parent.parent / "cases"):
+        if folder.is_dir():
+            return folder.resolve()
+    raise CaseError(
+        str(package / "suite"),
+        None,
+        "the shipped suite is missing; reinstall xentcheck, or pass --cases FOLDER",
+    )
+
+
 def discover(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
     """(file, root) pairs for every ``*.yaml``/``*.yml`` under ``paths`` (sorted)."""
     found: list[tuple[Path, Path]] = []
@@ -163,8 +198,11 @@ def discover(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
     return found
 
 
-def load_cases(paths: Iterable[str | Path]) -> list[Case]:
-    """Load and validate every case file under ``paths``; raise CaseError on the first problem."""
+def load_cases(paths: Iterable[str | Path] | None = None) -> list[Case]:
+    """Load and validate every case file under ``paths`` (default: :func:`shipped_suite`);
+    raise CaseError on the first problem."""
+    if paths is None:
+        paths = [shipped_suite()]
     cases: list[Case] = []
     seen: dict[str, Source] = {}
     for file, root in discover(paths):
@@ -246,6 +284,7 @@ def load_file(file: Path, root: Path | None = None) -> list[Case]:
                 f"duplicate id {case.id!r} (first at line {ids[case.id]}); ids must be unique within a file",
             )
         ids[case.id] = entry.line
+        _check_with_reference(case, merged)
         out.append(case)
     return out
 
@@ -515,9 +554,15 @@ def _parse_expected(m: Map, spec, path: str) -> dict[str, Any] | None:
     raw = m.get("expected")
     if raw is None:
         return None
-    if not isinstance(raw, Map) or not set(raw) <= {"value", "grads"} or not raw:
+    if (
+        not isinstance(raw, Map)
+        or not set(raw) <= {"value", "grads", "tolerance"}
+        or not set(raw) & {"value", "grads"}
+    ):
         raise CaseError(
-            path, m.line_of("expected"), "'expected' must be {value: ..., grads: {input: ...}}"
+            path,
+            m.line_of("expected"),
+            "'expected' must be {value: ..., grads: {input: ...}, tolerance: {ulp: N}}",
         )
     out: dict[str, Any] = {}
     if "value" in raw:
@@ -537,7 +582,27 @@ def _parse_expected(m: Map, spec, path: str) -> dict[str, Any] | None:
         out["grads"] = {
             k: _literal(v, path, grads.line_of(k)).astype(np.float64) for k, v in grads.items()
         }
+    if "tolerance" in raw:
+        out["tolerance"] = _one_tolerance(
+            raw["tolerance"], path, raw.line_of("tolerance"), ulp=True
+        )
     return out
+
+
+def _one_tolerance(t, path: str, line: int, ulp: bool = False) -> dict[str, float]:
+    """``{rtol, atol}`` (either may be left out), or with ``ulp`` allowed ``{ulp: N}``."""
+    forms = [{"rtol", "atol"}, {"ulp"}] if ulp else [{"rtol", "atol"}]
+    if (
+        not isinstance(t, Map)
+        or not t
+        or not any(set(t) <= keys for keys in forms)
+        or not all(_is_number(v) and v >= 0 for v in t.values())
+    ):
+        what = " or {ulp: NUMBER >= 0}" if ulp else ""
+        raise CaseError(
+            path, line, f"a tolerance is {{rtol: NUMBER >= 0, atol: NUMBER >= 0}}{what}"
+        )
+    return {k: float(v) for k, v in t.items()}
 
 
 def _parse_tolerance(m: Map, path: str) -> dict[str, dict[str, float]]:
@@ -551,22 +616,117 @@ def _parse_tolerance(m: Map, path: str) -> dict[str, dict[str, float]]:
             "'tolerance' must be {rtol: x, atol: y} or {DTYPE: {rtol, atol}}",
         )
 
-    def one(t, line) -> dict[str, float]:
-        if (
-            not isinstance(t, Map)
-            or not set(t) <= {"rtol", "atol"}
-            or not all(_is_number(v) and v >= 0 for v in t.values())
-        ):
-            raise CaseError(path, line, "a tolerance is {rtol: NUMBER >= 0, atol: NUMBER >= 0}")
-        return {k: float(v) for k, v in t.items()}
-
     if set(raw) <= {"rtol", "atol"}:
-        return {"*": one(raw, raw.line)}
+        return {"*": _one_tolerance(raw, path, raw.line)}
     out = {}
     for k, v in raw.items():
         if k not in FLOAT_DTYPES:
             raise CaseError(
                 path, raw.line_of(k), f"tolerance key {show(k)} is neither rtol/atol nor a dtype"
             )
-        out[k] = one(v, raw.line_of(k))
+        out[k] = _one_tolerance(v, path, raw.line_of(k))
     return out
+
+
+# ------------------------------------------------------------ the reference's verdict
+
+_FIX_REJECTED = "set expect_error: true if frameworks must reject this input, or correct the input"
+
+
+def _check_with_reference(case: Case, m: Map) -> None:
+    """Hold every instance at every dtype of ``case`` to what the case claims.
+
+    Without ``expect_error`` the reference must accept the input; with it, it must reject
+    it; each at every dtype the case lists, with its floating inputs rounded to it as a
+    framework receives them (rounding can move a probability into or out of [0, 1]). An
+    ``expected`` value or gradient must have the shape the reference computes (or be one
+    number). Uses :func:`xentcheck.reference.check`, which does no arithmetic: only the
+    inputs whose values it reads are materialised.
+    """
+    spec = LOSSES[case.loss]
+    read = values_read(case.loss)
+    raw = {n: d.materialise() if n in read else d.stand_in() for n, d in case.inputs.items()}
+    per_dtype = {dtype: _as_received(spec, raw, read, dtype) for dtype in case.dtypes}
+    for instance in expand(case):
+        accepted = []
+        for dtype, inputs in per_dtype.items():
+            try:
+                shape = check(case.loss, inputs, instance.params)
+            except ValueError as exc:
+                if not case.expect_error:
+                    field = exc.field if isinstance(exc, InputRejected) else None
+                    what = _field_words(field)
+                    raise CaseError(
+                        case.source.file,
+                        _field_line(m, field),
+                        f"case {case.id!r}, instance {instance.name!r} at {dtype}: the reference "
+                        f"rejects {what}: {exc} ({_FIX_REJECTED})",
+                    ) from None
+                continue
+            accepted.append(dtype)
+            _check_expected_shapes(case, m, instance, inputs, shape)
+        if case.expect_error and accepted:
+            raise CaseError(
+                case.source.file,
+                m.line_of("expect_error"),
+                f"case {case.id!r} sets expect_error: true, but the reference accepts instance "
+                f"{instance.name!r} at {', '.join(accepted)} (make the input one the loss is "
+                "undefined for, or remove expect_error; list only the rejected dtypes)",
+            )
+
+
+def _as_received(spec, raw: dict[str, np.ndarray], read: frozenset[str], dtype: str):
+    """``raw`` as a framework receives it at ``dtype`` (see the worker's ``rounded_inputs``):
+    floating inputs rounded to ``dtype``; class indices and stand-ins as they are."""
+    out = dict(raw)
+    for name in read & raw.keys():
+        kind = spec.input(name).kind
+        if kind in ("float", "weight") or (kind == "target" and is_probability_target(spec, raw)):
+            out[name] = quantize(raw[name], dtype)
+    return out
+
+
+def _field_words(field: str | None) -> str:
+    if field is None:
+        return "the input"
+    group, _, name = field.rpartition(".")
+    return f"parameter {name!r}" if group == "params" else f"input {name!r}"
+
+
+def _field_line(m: Map, field: str | None) -> int:
+    """The line of an input (``target``) or parameter (``params.gamma``) in case ``m``."""
+    group, _, name = (field or "").rpartition(".")
+    node = m.get(group or "inputs")
+    if field and isinstance(node, Map) and name in node:
+        return node.line_of(name)
+    return m.line
+
+
+def _check_expected_shapes(case: Case, m: Map, instance: Instance, inputs, shape) -> None:
+    """An ``expected`` value or gradient has the reference's shape, or is one number."""
+    if case.expected is None:
+        return
+    node = m["expected"]
+    wanted = []  # (name in expected, its array, the reference's shape, line)
+    if "value" in case.expected:
+        wanted.append(("value", case.expected["value"], shape, node.line_of("value")))
+    grads = node.get("grads") or Map()
+    has_grad = differentiable_inputs(case.loss, inputs)
+    for name, value in case.expected.get("grads", {}).items():
+        if name not in has_grad:
+            raise CaseError(
+                case.source.file,
+                grads.line_of(name),
+                f"case {case.id!r}: expected.grads.{name}: the reference has no gradient for "
+                f"{name!r} (it differentiates: {', '.join(has_grad) or 'nothing'})",
+            )
+        wanted.append((f"grads.{name}", value, np.shape(inputs[name]), grads.line_of(name)))
+    for name, value, reference_shape, line in wanted:
+        if value.ndim and value.shape != tuple(reference_shape):
+            raise CaseError(
+                case.source.file,
+                line,
+                f"case {case.id!r}, instance {instance.name!r}: expected.{name} has shape "
+                f"{list(value.shape)}, but the reference computes shape {list(reference_shape)} "
+                "(write one number, or an array of the reference's shape)",
+            )

@@ -1,7 +1,10 @@
-"""Results files: JSON Lines, a run header first, then one result per line (DESIGN.md).
+"""Results files: JSON Lines, a run header first, then one result per line (docs/design.md).
 
-Writers flush every line, so a run that dies keeps everything it finished. The reader
-skips a torn last line (a run killed mid-write) instead of failing.
+Writers flush every line, so a run that dies keeps everything it finished. Two readers:
+:func:`read_lines` (the runner's part files) skips a torn last line instead of failing;
+:func:`read_results` (a finished results file, as ``xentcheck report`` takes it) checks
+the whole file and raises :class:`ResultsError` naming the file and line of the first
+thing that is not a results file: unreadable, empty, torn, not JSON, a foreign line.
 """
 
 from __future__ import annotations
@@ -17,12 +20,25 @@ from pathlib import Path
 from typing import IO, Any
 
 from xentcheck import __version__
+from xentcheck.harness.errors import CaseError, show
 
-#: every result row has at least these keys (DESIGN.md)
-REQUIRED_KEYS = (
-    "case", "instance", "loss", "params", "framework", "api", "device", "dtype", "quantity",
-    "status", "max_abs_err", "max_rel_err", "max_ulp", "expected", "actual",
-)  # fmt: skip
+#: the JSON kinds of values in results files, with the Python types ``json`` reads them as
+JSON_KINDS: dict[str, tuple[type, ...]] = {
+    "a string": (str,), "an object": (dict,), "an array": (list,),
+    "a number or null": (int, float, type(None)), "an array or null": (list, type(None)),
+}  # fmt: skip
+#: every result row has at least these keys, each holding a value of this JSON kind
+ROW_KINDS: dict[str, str] = {
+    **dict.fromkeys(("case", "instance", "loss"), "a string"), "params": "an object",
+    **dict.fromkeys(("framework", "api", "device", "dtype", "quantity", "status"), "a string"),
+    **dict.fromkeys(("max_abs_err", "max_rel_err", "max_ulp"), "a number or null"),
+    "expected": "an array or null", "actual": "an array or null",
+}  # fmt: skip
+REQUIRED_KEYS = tuple(ROW_KINDS)
+#: a run header (the first line) has these keys, of these kinds
+HEADER_KINDS: dict[str, str] = {"kind": "a string", "xentcheck_version": "a string"}
+#: keys a run header may lack, of these kinds when present (the report reads them)
+OPTIONAL_HEADER_KINDS: dict[str, str] = {"frameworks": "an object"}
 STATUSES = ("pass", "mismatch", "nonfinite", "error", "crash", "timeout", "unsupported", "known")
 #: statuses that are discrepancies (make ``--fail-on unexplained`` exit 1)
 DISCREPANCIES = ("mismatch", "nonfinite", "error", "crash", "timeout")
@@ -96,9 +112,116 @@ def read_lines(path: str | Path) -> Iterator[dict[str, Any]]:
                 yield obj
 
 
+class ResultsError(CaseError):
+    """A file that is not a results file: ``path:line: reason (fix)`` on one line."""
+
+
+_ABSENT = object()
+#: what to do about a file that is not a results file
+_FIX = "pass the file that `xentcheck run --out` wrote"
+
+
 def read_results(path: str | Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(headers, rows) of a results file: header lines have ``kind == 'run'``."""
-    headers, rows = [], []
-    for obj in read_lines(path):
-        (headers if obj.get("kind") == "run" else rows).append(obj)
-    return headers, rows
+    """``([header], rows)`` of a finished results file, checked line by line.
+
+    The first non-blank line must be a run header (``kind: run``), every later one a
+    result row with :data:`REQUIRED_KEYS` of their JSON kinds and a known status;
+    blank lines are skipped. A header with no rows (a run that selected nothing) is a
+    results file. Raises :class:`ResultsError` (file, line, reason, fix) for an
+    unreadable or empty file, a torn last line, a line that is not UTF-8 JSON, a missing
+    or second header, and a foreign row; nothing else is raised for bad content.
+    """
+    header: dict[str, Any] | None = None
+    rows: list[dict[str, Any]] = []
+    try:
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                obj = _parse(path, n, raw)
+                if obj is None:
+                    continue
+                if header is None:
+                    header = _check_header(path, n, obj)
+                else:
+                    rows.append(_check_row(path, n, obj))
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    if header is None:
+        raise ResultsError(path, None, f"empty results file: no run header ({_FIX})")
+    return [header], rows
+
+
+def _unreadable(path: str | Path, exc: OSError) -> ResultsError:
+    if isinstance(exc, FileNotFoundError):
+        why = f"no such results file (run `xentcheck run --out {path}` first)"
+    elif isinstance(exc, IsADirectoryError):
+        why = f"a folder, not a results file ({_FIX})"
+    else:
+        why = f"cannot read it: {exc.strerror or exc} (check the path and its permissions)"
+    return ResultsError(path, None, why)
+
+
+def _parse(path: str | Path, n: int, raw: bytes) -> Any:
+    """The JSON value of line ``n`` (None for a blank line); a torn last line is truncation."""
+    try:
+        text = raw.decode("utf-8")
+        return json.loads(text) if text.strip() else None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if not raw.endswith(b"\n"):
+            why = "truncated: the last line is cut off (copy the file again, or rerun `xentcheck run`)"
+            raise ResultsError(path, n, why) from None
+        what = (
+            "UTF-8 text"
+            if isinstance(exc, UnicodeDecodeError)
+            else f"JSON: {exc.msg}, column {exc.colno}"
+        )
+        raise ResultsError(path, n, f"not {what} ({_FIX}: one JSON object a line)") from None
+
+
+def _check_header(path: str | Path, n: int, obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, dict) or obj.get("kind") != "run":
+        raise ResultsError(
+            path, n, f"not a xentcheck results file: the first line is not a run header ({_FIX})"
+        )
+    return _check_kinds(path, n, obj, HEADER_KINDS, OPTIONAL_HEADER_KINDS, "run header")
+
+
+def _check_row(path: str | Path, n: int, obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict) and obj.get("kind") == "run":
+        why = "a second run header: a results file holds one run (pass each run's file on its own)"
+        raise ResultsError(path, n, why)
+    if not isinstance(obj, dict):
+        raise ResultsError(
+            path, n, f"not a xentcheck result: {show(obj)} is not a JSON object ({_FIX})"
+        )
+    row = _check_kinds(path, n, obj, ROW_KINDS, {}, "result")
+    if row["status"] not in STATUSES:
+        why = f"unknown status {show(row['status'])} (one of {', '.join(STATUSES)}; {_FIX})"
+        raise ResultsError(path, n, why)
+    return row
+
+
+def _check_kinds(
+    path: str | Path,
+    n: int,
+    obj: dict[str, Any],
+    required: dict[str, str],
+    optional: dict[str, str],
+    what: str,
+) -> dict[str, Any]:
+    """``obj`` if it has every ``required`` key and each key it has holds its JSON kind."""
+    fits = all(type(obj.get(k, _ABSENT)) in JSON_KINDS[v] for k, v in required.items()) and all(
+        type(obj[k]) in JSON_KINDS[v] for k, v in optional.items() if k in obj
+    )  # type(), not isinstance: a JSON true is no number
+    if fits:
+        return obj
+    missing = [k for k in required if k not in obj]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        why = f"no {', '.join(missing[:3])}{more}"
+    else:
+        key, kind = next(
+            (k, v) for k, v in {**required, **optional}.items()
+            if k in obj and type(obj[k]) not in JSON_KINDS[v]
+        )  # fmt: skip
+        why = f"{key} is {show(obj[key])}, not {kind}"
+    raise ResultsError(path, n, f"not a xentcheck {what}: {why} ({_FIX})")

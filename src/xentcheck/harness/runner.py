@@ -22,15 +22,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
 from xentcheck.harness.cases import Case, discover, expand
-from xentcheck.harness.compare import compare, tolerance_for
 from xentcheck.harness.plan import instances_of, interleave, select_cases, shard_counts
 from xentcheck.harness.progress import Progress
 from xentcheck.harness.results import DISCREPANCIES, ResultWriter, run_header
 from xentcheck.harness.supervisor import Parts, Supervisor, Unit, read_parts
-from xentcheck.harness.worker import base_row, golden_for, no_comparison, rounded_inputs
+from xentcheck.harness.worker import (
+    base_row,
+    compare_expected,
+    expected_tolerance,
+    golden_for,
+    no_comparison,
+    rounded_inputs,
+)
 
 
 def cases_digest(paths: Iterable[str]) -> str:
@@ -63,7 +67,8 @@ def reference_rows(cases: list[Case]) -> list[dict[str, Any]]:
                 rows.append({**base, "quantity": "value", **no_comparison("mismatch", msg)})
             if case.expected is None:
                 continue
-            rtol, atol = tolerance_for("float64", case.tolerance)
+            tolerance = expected_tolerance(case)
+            bound = ", ".join(f"{k} {v:g}" for k, v in tolerance.items())
             wanted = [("value", case.expected.get("value"), golden.value)]
             wanted += [
                 (f"grad:{k}", v, golden.grads.get(k))
@@ -72,17 +77,16 @@ def reference_rows(cases: list[Case]) -> list[dict[str, Any]]:
             for quantity, expected, actual in wanted:
                 if expected is None:
                     continue
-                row = {**base, "quantity": quantity, "rtol": rtol, "atol": atol}
+                row = {**base, "quantity": quantity, **tolerance}
                 if actual is None:
                     rows.append(
                         {**row, **no_comparison("mismatch", f"the reference has no {quantity}")}
                     )
                     continue
-                c = compare(np.broadcast_to(expected, np.shape(actual)) if np.ndim(expected) == 0 else expected,
-                            actual, "float64", rtol, atol)  # fmt: skip
+                c = compare_expected(expected, actual, tolerance)
                 rows.append({**row, "status": c.status, "max_abs_err": c.max_abs_err, "max_rel_err": c.max_rel_err,
                              "max_ulp": c.max_ulp, "expected": c.expected, "actual": c.actual,
-                             "message": "expected value from the case file vs the reference" + (f"; {c.note}" if c.note else "")})  # fmt: skip
+                             "message": f"expected value from the case file vs the reference ({bound})" + (f"; {c.note}" if c.note else "")})  # fmt: skip
     return rows
 
 
@@ -222,7 +226,7 @@ def run(
     parts = read_parts(parts_dir)
     header = _header(frameworks, case_paths, cases_sha, parts, sup, skip_tags, timeout)
     rows = reference_rows(cases)
-    rows += sup.setup_failures
+    rows += [sup.setup_failures[fw] for fw in frameworks if fw in sup.setup_failures]
     for fw in frameworks:
         for i in range(len(instances)):
             block = parts.blocks.get((fw, i))

@@ -21,13 +21,16 @@ from importlib import resources
 from typing import Any
 
 import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError, best_match, by_relevance
 
 from xentcheck.harness.errors import CaseError, show
 from xentcheck.harness.yamlnodes import Map, Seq
 
 SCHEMA_FILE = "case-schema.json"
 _MAX_ERRORS = 100  # errors looked at to find the first one in the file
+# a "not" says what a value must not be (a ULP bound in a case's tolerance): its hint
+# explains the other errors at the same place
+_RELEVANCE = by_relevance(strong=frozenset({"not"}))
 
 
 @functools.cache
@@ -134,7 +137,9 @@ def _check(validator, doc, path: str, prefix: tuple) -> None:
         error = typos[0]
     else:  # the first place in the document, then jsonschema's most relevant error there
         earliest = min(_order(doc, e.absolute_path) for e in here)
-        error = best_match(e for e in here if _order(doc, e.absolute_path) == earliest)
+        error = best_match(
+            (e for e in here if _order(doc, e.absolute_path) == earliest), key=_RELEVANCE
+        )
     raise CaseError(path, _line_of(doc, error), _message(error, prefix))
 
 
@@ -243,6 +248,8 @@ def _plain_reason(error: ValidationError) -> str:
         return f"{show(value)} does not match {arg}"
     if kind == "uniqueItems":
         return "lists a value twice"
+    if kind == "not":
+        return f"{show(value)} is not allowed here"
     return error.message
 
 

@@ -7,7 +7,10 @@ supervisor writes a ``crash`` row for the instance it was running, naming the si
 exit status and the worker's last output lines, and starts a fresh worker from the next
 instance. An instance that runs past ``timeout`` seconds becomes a ``timeout`` row and its
 worker is killed and replaced. A worker that reports a poisoned GPU context exits after
-recording its instance and is replaced the same way.
+recording its instance and is replaced the same way. A framework whose worker dies or
+hangs before its first instance (an import or setup that fails) is one ``crash`` row,
+however many shards it has: its other units stop, and a sibling worker that fails the
+same way adds nothing.
 
 Parts: every worker process appends to a part file of its own; each instance's rows are
 written together and closed by a ``{"kind": "done"}`` marker, so :func:`read_parts`
@@ -122,8 +125,9 @@ class Supervisor:
     timeout: float = 300.0
     startup_timeout: float = STARTUP_TIMEOUT
     stop: threading.Event = field(default_factory=threading.Event)
-    #: rows for workers that never got to an instance (not persisted: retried on resume)
-    setup_failures: list[Row] = field(default_factory=list)
+    #: framework -> the crash row of its first worker that never got to an instance
+    #: (one per framework, whatever its number of units; not persisted: retried on resume)
+    setup_failures: dict[str, Row] = field(default_factory=dict)
     #: framework -> workers lost to a crash, a timeout or a poisoned GPU context
     replaced: collections.Counter = field(default_factory=collections.Counter)
 
@@ -149,9 +153,10 @@ class Supervisor:
                 )
 
     def run_unit(self, unit: Unit) -> None:
-        """Run ``unit`` to the end, replacing workers that die, hang or poison their GPU."""
+        """Run ``unit`` to the end, replacing workers that die, hang or poison their GPU;
+        stop when a worker of its framework (this unit's or another's) could not start."""
         remaining = list(unit.indices)
-        while remaining and not self.stop.is_set():
+        while remaining and not self.stop.is_set() and unit.framework not in self.setup_failures:
             if self._run_worker(unit.framework, remaining) is None:  # never started: recorded
                 return
 
@@ -240,8 +245,11 @@ class Supervisor:
             else:
                 how = describe_exit(code)
             msg = f"worker {how} before running any instance; last output: {last}"
-            self.setup_failures.append(fault_row(name, None, None, "crash", msg))
-            self.progress.message(f"xentcheck: {fw}: {msg}")
+            with self._lock:
+                first = fw not in self.setup_failures
+                self.setup_failures.setdefault(fw, fault_row(name, None, None, "crash", msg))
+            if first:
+                self.progress.message(f"xentcheck: {fw}: {msg}")
             return None
         if current is None and code in (0, POISONED_EXIT) and not timed_out:
             self._record([], fw, None, wall)

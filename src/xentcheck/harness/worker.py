@@ -29,12 +29,12 @@ import numpy as np
 
 from xentcheck.adapters import Api, Call, Framework, Output, Unsupported, load_framework
 from xentcheck.dtypes import FLOAT_DTYPES, quantize, saturate
-from xentcheck.harness.cases import Instance, load_cases
-from xentcheck.harness.compare import compare, sample, tolerance_for
+from xentcheck.harness.cases import Case, Instance, load_cases
+from xentcheck.harness.compare import Comparison, compare, sample, tolerance_for
 from xentcheck.harness.goldens import GoldenCache, golden_key
 from xentcheck.harness.plan import instances_of, runs_case, select_cases
 from xentcheck.harness.results import ResultWriter, run_header
-from xentcheck.known import Finding, explain
+from xentcheck.known import Finding, PredicateError, explain, warn_predicate_errors
 from xentcheck.reference import (
     LOSSES,
     Golden,
@@ -96,6 +96,44 @@ def golden_for(
     return result
 
 
+def expected_tolerance(case: Case) -> dict[str, float]:
+    """The tolerance of the check of the reference against the case's ``expected``.
+
+    ``expected.tolerance`` when the case gives one (``{ulp: N}``, or ``{rtol, atol}`` with
+    the float64 defaults for a missing one), else the case's float64 ``{rtol, atol}``.
+    """
+    own = (case.expected or {}).get("tolerance")
+    if own is not None and "ulp" in own:
+        return {"ulp": own["ulp"]}
+    rtol, atol = tolerance_for("float64", {"*": own} if own is not None else case.tolerance)
+    return {"rtol": rtol, "atol": atol}
+
+
+def compare_expected(expected: Any, actual: Any, tolerance: dict[str, float]) -> Comparison:
+    """The reference's float64 ``actual`` against a case's ``expected`` at ``tolerance``.
+
+    One expected number applies to every element. ``{ulp: N}`` passes where each element
+    lies within N units in the last place (float64) of its expected value, ``{rtol,
+    atol}`` as a framework row does. A shape mismatch names the case's shape and the
+    reference's.
+    """
+    expected = np.asarray(expected, dtype=np.float64)
+    actual = np.asarray(actual, dtype=np.float64)
+    if expected.ndim == 0:
+        expected = np.broadcast_to(expected, actual.shape)
+    if expected.shape != actual.shape:
+        note = (f"the case's expected value has shape {list(expected.shape)} where the "
+                f"reference computes shape {list(actual.shape)}")  # fmt: skip
+        return Comparison("mismatch", note=note, expected=sample(expected.ravel()[:4]),
+                          actual=sample(actual.ravel()[:4]))  # fmt: skip
+    if "ulp" not in tolerance:
+        return compare(expected, actual, "float64", tolerance["rtol"], tolerance["atol"])
+    c = compare(expected, actual, "float64", 0.0, 0.0)  # every differing element counts
+    if c.status == "mismatch" and c.max_ulp is not None and c.max_ulp <= tolerance["ulp"]:
+        c.status = "pass"
+    return c
+
+
 def base_row(instance: Instance, fw: str, api: str, device: str, dtype: str) -> Row:
     case = instance.case
     spec = LOSSES[case.loss]
@@ -152,6 +190,12 @@ def run_api(
     if not api.applies(call):
         return []
     base = base_row(instance, fw.name, api.name, device, dtype)
+    if golden is None and not instance.case.expect_error:
+        # Loading a case rejects this; should one get here anyway, no framework's
+        # behaviour can pass a case whose input is broken.
+        msg = (f"the reference rejects the input ({reference_error}) but the case does not "
+               "set expect_error: true; correct the input or set expect_error: true")  # fmt: skip
+        return [{**base, "quantity": "value", **no_comparison("error", msg)}]
     raised = ""
     t0 = time.perf_counter()
     try:
@@ -178,13 +222,18 @@ def run_api(
         if row["status"] in ("mismatch", "nonfinite", "error"):
             f = Finding(fw.name, api.name, instance.loss, row["params"], inputs, dtype, device,
                         row["quantity"], row["status"], expected, actual, exc_text, instance.case.expect_error)  # fmt: skip
-            k = explain(f)
+            errors: list[PredicateError] = []
+            k = explain(f, errors)
+            if errors:  # a broken entry: the row says so, and the run warns once per entry
+                row["known_errors"] = [e.as_row() for e in errors]
+                row["message"] = "; ".join(x for x in (row.get("message"), *map(str, errors)) if x)
+                warn_predicate_errors(errors, fw.name)
             if k is not None:
                 row.update(status="known", known_id=k.id, explanation=k.explanation, link=k.link,
                            unexplained_status=row["status"])  # fmt: skip
         return row
 
-    if golden is None:  # the reference rejects the input: a conforming API raises too
+    if golden is None:  # the case expects the rejection: a conforming API raises too
         if out is None:
             row = {
                 **base,

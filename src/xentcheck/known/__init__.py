@@ -15,6 +15,13 @@ of its rows (fixed upstream, say). An entry without ``versions`` applies to ever
 
 Entries live in one module per framework (``known/torch.py`` ...) as ``ENTRIES`` lists;
 a framework named ``X`` finds ``xentcheck.known.X`` when that module exists (``-`` read as ``_``).
+
+A predicate answers True (the entry explains the finding) or False (it does not, including
+when the finding lacks what the predicate reads: no such input, no array to compare). A
+predicate that raises is broken (a bug, or a framework or reference API it relies on
+changed): :func:`explain` raises :class:`PredicateError`, or, given an ``errors`` list (the
+harness's worker), records it there and goes on, so the run shows the broken entry instead
+of reading its silence as "fixed (no longer reproduces)".
 """
 
 from __future__ import annotations
@@ -123,8 +130,27 @@ class Known:
             return False
         try:
             return bool(self.when(f))
-        except Exception:  # a predicate that cannot judge the finding does not explain it
-            return False
+        except Exception as exc:  # a broken predicate is not a "no": say so
+            raise PredicateError(self.id, exc) from exc
+
+
+class PredicateError(Exception):
+    """An entry's predicate raised on a finding (``entry_id``, the exception ``cause``).
+
+    It means the entry is broken, not that it does not explain the finding: a predicate
+    that cannot judge a finding (an input it reads is absent ...) returns False instead.
+    """
+
+    def __init__(self, entry_id: str, cause: BaseException) -> None:
+        self.entry_id = entry_id
+        self.cause = cause
+        text = " ".join(str(cause).split())
+        self.error = f"{type(cause).__name__}: {text[:300]}" if text else type(cause).__name__
+        super().__init__(f"known entry {entry_id!r}: its predicate raised {self.error}")
+
+    def as_row(self) -> dict[str, str]:
+        """The JSON form a result row carries in ``known_errors``: ``{"id", "error"}``."""
+        return {"id": self.entry_id, "error": self.error}
 
 
 def _parse_range(text: str, default_package: str) -> tuple[str, SpecifierSet]:
@@ -178,12 +204,54 @@ def entries(framework: str) -> list[Known]:
     return _cache[framework]
 
 
-def explain(f: Finding) -> Known | None:
-    """The first entry that explains ``f``, or None."""
+def explain(f: Finding, errors: list[PredicateError] | None = None) -> Known | None:
+    """The first entry that explains ``f``, or None.
+
+    A predicate that raises makes this raise :class:`PredicateError`; with an ``errors``
+    list it is appended there instead and the search goes on with the next entry.
+    """
     for k in entries(f.framework):
-        if k.matches(f):
-            return k
+        try:
+            if k.matches(f):
+                return k
+        except PredicateError as err:
+            if errors is None:
+                raise
+            errors.append(err)
     return None
+
+
+_warned: set[tuple[str, str]] = set()
+
+
+def warn_predicate_errors(errors: Iterable[PredicateError], framework: str) -> None:
+    """One ``xentcheck: warning:`` line on stderr per broken entry of ``framework`` (once
+    per process: a worker warns on the first row the entry could not judge)."""
+    for err in errors:
+        if (framework, err.entry_id) in _warned:
+            continue
+        _warned.add((framework, err.entry_id))
+        print(
+            f"xentcheck: warning: {framework}: {err}; the rows it judges stay unexplained "
+            "and name it in known_errors",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def predicate_errors(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The broken entries of a run: one dict per (framework, entry id) named in the rows'
+    ``known_errors``, sorted, with ``id``, ``framework``, ``error`` (the first one seen)
+    and ``rows`` (how many rows it could not judge)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        for e in r.get("known_errors") or ():
+            key = (str(r.get("framework", "")), str(e.get("id", "")))
+            entry = found.setdefault(
+                key, {"id": key[1], "framework": key[0], "error": e.get("error", ""), "rows": 0}
+            )
+            entry["rows"] += 1
+    return [found[k] for k in sorted(found)]
 
 
 #: the status :func:`not_reproduced` reports
@@ -201,7 +269,8 @@ def not_reproduced(
     header's versions. A run of a subset of the suite can leave an entry's triggering
     case out: read the list next to what ran (it is exact for a run of the full suite).
     A framework that runs only chosen cases by design (``case_tags`` in its header: the
-    compiled modes) is not judged at all.
+    compiled modes) is not judged at all, nor is an entry whose predicate raised on a row
+    (``known_errors``; see :func:`predicate_errors`): it is broken, not fixed.
     Returns one dict per entry, sorted by framework and id: ``id``, ``framework``,
     ``versions`` (the run's version of the package the entry is about), ``range``,
     ``apis`` (the exercised APIs it covers), ``explanation``, ``link``, ``status``.
@@ -223,6 +292,7 @@ def not_reproduced(
             exercised[fw].add(r["api"])
         if r.get("known_id"):
             seen.add((fw, r["known_id"]))
+        seen.update((fw, e.get("id")) for e in r.get("known_errors") or ())
     out = []
     for fw in sorted(versions):
         for k in entries(fw):

@@ -1,9 +1,10 @@
 """The float64 NumPy reference: golden values and analytic gradients for every loss.
 
-``evaluate(loss, inputs, params)`` is the public entry point (a contract, see DESIGN.md).
-Each loss is a plain function in a module named after its family; this module holds the
-one registry that maps canonical loss names to those functions and describes their
-inputs and parameters, which the harness and the adapters read too.
+``evaluate(loss, inputs, params)`` is the public entry point; ``docs/design.md`` (Python
+API) states its contract. Each loss is a plain function in a module named after its
+family; this module holds the one registry that maps canonical loss names to those
+functions and describes their inputs and parameters, which the harness and the adapters
+read too.
 
 Gradients are vector-Jacobian products with the fixed cotangent of
 :mod:`xentcheck.reference._cotangent` (``1 + (k mod 8)/8``; 1 for a scalar output).
@@ -17,11 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from xentcheck.reference import binary, kl, softmax, tokens
+from xentcheck.reference import binary, checks, kl, softmax, tokens
 from xentcheck.reference._cotangent import cotangent
 from xentcheck.reference._labels import as_labels
+from xentcheck.reference.checks import InputRejected
 
-__all__ = ["LOSSES", "Golden", "InputSpec", "LossSpec", "cotangent", "evaluate"]
+__all__ = [
+    "LOSSES", "Golden", "InputRejected", "InputSpec", "LossSpec",
+    "check", "cotangent", "evaluate", "values_read",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,38 @@ def evaluate(
     mismatched shapes) and ``KeyError``-free ``ValueError`` for an unknown loss, input or
     parameter.
     """
+    spec, arrays, kwargs = _prepare(loss, inputs, params)
+    value, grads = spec.fn(**arrays, **kwargs)
+    return Golden(
+        np.asarray(value, dtype=np.float64),
+        {k: np.asarray(v, np.float64) for k, v in grads.items()},
+    )
+
+
+def check(
+    loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None
+) -> tuple[int, ...]:
+    """The shape of the value :func:`evaluate` would return, without computing it.
+
+    Raises the ``ValueError`` that :func:`evaluate` raises for the same arguments (an
+    :class:`InputRejected` naming the input or parameter where it is about one), and
+    costs no arithmetic: only the inputs in :func:`values_read` need their real values;
+    the others may be stand-ins of the right shape and dtype, such as
+    ``numpy.broadcast_to(0.0, shape)``.
+    """
+    spec, arrays, kwargs = _prepare(loss, inputs, params)
+    return checks.CHECKS[spec.name](**arrays, **kwargs)
+
+
+def values_read(loss: str) -> frozenset[str]:
+    """The inputs of ``loss`` whose values :func:`check` reads (the rest: shape and dtype)."""
+    return checks.VALUES_READ.get(loss, frozenset())
+
+
+def _prepare(
+    loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any] | None
+) -> tuple[LossSpec, dict[str, np.ndarray], dict[str, Any]]:
+    """(spec, the inputs as the loss function takes them, its keyword arguments)."""
     try:
         spec = LOSSES[loss]
     except KeyError:
@@ -211,20 +248,17 @@ def evaluate(
     for i in spec.inputs:
         if i.name not in inputs or inputs[i.name] is None:
             if i.required:
-                raise ValueError(f"{loss}: missing input {i.name!r}")
+                raise checks.InputRejected(i.name, f"{loss}: missing input {i.name!r}")
             continue
-        arrays[i.name] = _as_array(inputs[i.name], i.kind)
+        with checks.about(i.name):
+            arrays[i.name] = _as_array(inputs[i.name], i.kind)
     if "target" in arrays and spec.input("target").kind == "target":
-        if is_probability_target(spec, arrays):
-            arrays["target"] = np.asarray(arrays["target"], dtype=np.float64)
-        else:
-            arrays["target"] = as_labels(arrays["target"], "target")
-    kwargs = {**spec.params, **params}
-    value, grads = spec.fn(**arrays, **kwargs)
-    return Golden(
-        np.asarray(value, dtype=np.float64),
-        {k: np.asarray(v, np.float64) for k, v in grads.items()},
-    )
+        with checks.about("target"):
+            if is_probability_target(spec, arrays):
+                arrays["target"] = np.asarray(arrays["target"], dtype=np.float64)
+            else:
+                arrays["target"] = as_labels(arrays["target"], "target")
+    return spec, arrays, {**spec.params, **params}
 
 
 def _as_array(a: Any, kind: str) -> np.ndarray:

@@ -69,7 +69,10 @@ def build_report(
     """Write the HTML report for ``results`` to ``output`` (and the Markdown table if asked).
 
     Several files merge into one page (see :mod:`xentcheck.report.model`); ``baselines``
-    mark each result new, fixed, changed or unchanged against an earlier run.
+    mark each result new, fixed, changed or unchanged against an earlier run. Every file
+    is read and checked first (:func:`~xentcheck.harness.results.read_results`): one that
+    is not a results file raises :class:`~xentcheck.harness.results.ResultsError` before
+    anything is written.
     """
     from xentcheck.report.model import merge
     from xentcheck.report.page import page_data, render_page
@@ -159,12 +162,26 @@ def _md(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+_BLOCK = re.compile(re.escape(README_BEGIN) + r".*?" + re.escape(README_END), re.S)
+
+
+def check_readme(path: Path) -> None:
+    """Raise ValueError (one line, naming ``path``) unless it holds a generated block."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read it ({exc}); name the file to update") from None
+    if not _BLOCK.search(text):
+        raise ValueError(
+            f"{path}: no generated block (add the lines {README_BEGIN} and {README_END}"
+            " where the table goes)"
+        )
+
+
 def update_readme(path: Path, table: str) -> None:
     """Replace the text between the generated-block markers of ``path`` with ``table``."""
+    check_readme(path)
     text = path.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(README_BEGIN) + r".*?" + re.escape(README_END), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{path}: no generated block ({README_BEGIN} ... {README_END})")
     path.write_text(
-        pattern.sub(lambda _: f"{README_BEGIN}\n{table}{README_END}", text), encoding="utf-8"
+        _BLOCK.sub(lambda _: f"{README_BEGIN}\n{table}{README_END}", text), encoding="utf-8"
     )
