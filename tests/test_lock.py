@@ -43,9 +43,21 @@ INPUTS = (lock.CONSTRAINTS, lock.PYPROJECT, lock.SEED, lock.LOCK)
 def test_installed_distributions_match_the_lock() -> None:
     pins = lock.read_pins(ROOT / lock.LOCK)
     offenders = lock.installed_offenders(
-        pins, importlib.metadata.distributions(), lock.project_name()
+        pins, lock.installed_distributions(), lock.project_name()
     )
     assert offenders == [], "\n".join(offenders)
+
+
+def test_vendored_copies_on_sys_path_are_not_installs() -> None:
+    """setuptools puts its _vendor folder (wheel, packaging, ...) on sys.path once imported."""
+    pytest.importorskip("setuptools", reason="needs setuptools, which vendors its dependencies")
+    import setuptools  # noqa: F401  (imports put setuptools/_vendor on sys.path)
+
+    vendored = [d for d in importlib.metadata.distributions() if "_vendor" in str(d._path)]
+    if not vendored:
+        pytest.skip("this setuptools vendors nothing on sys.path")
+    found = {str(d._path) for d in lock.installed_distributions()}
+    assert not found.intersection(str(d._path) for d in vendored)
 
 
 def test_the_lock_agrees_with_its_inputs() -> None:

@@ -26,9 +26,15 @@ SUITE_FILES = sorted(
 )
 
 
-def test_in_a_checkout_the_shipped_suite_is_the_top_level_cases_folder():
+def test_the_shipped_suite_is_the_top_level_cases_folder():
+    """In a checkout the package's suite is a link to cases/; installed, a copy of it."""
     assert (ROOT / "src" / "xentcheck" / "suite").resolve() == (ROOT / "cases").resolve()
-    assert shipped_suite() == (ROOT / "cases").resolve()
+    suite = shipped_suite()
+    installed = sorted(
+        str(p.relative_to(suite)) for p in suite.rglob("*") if p.suffix in (".yaml", ".json")
+    )
+    assert installed == SUITE_FILES
+    assert all((suite / f).read_bytes() == (ROOT / "cases" / f).read_bytes() for f in installed)
     assert [c.key for c in load_cases()] == [c.key for c in load_cases([ROOT / "cases"])]
     assert "case-schema.json" in SUITE_FILES and len(SUITE_FILES) > 50
 

@@ -38,6 +38,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -209,13 +210,25 @@ def project_name(root: Path = ROOT) -> str:
     return tomllib.loads((root / PYPROJECT).read_text())["project"]["name"]
 
 
+def installed_distributions() -> list[importlib.metadata.Distribution]:
+    """The distributions installed in this environment's site-packages.
+
+    Only those folders count: packages that a library vendors and puts on ``sys.path``
+    once imported (setuptools' ``_vendor``: wheel, packaging, platformdirs, ...) are part
+    of that library's locked release, not installs of their own.
+    """
+    paths = sysconfig.get_paths()
+    folders = list(dict.fromkeys([paths["purelib"], paths["platlib"]]))
+    return list(importlib.metadata.distributions(path=folders))
+
+
 def check(root: Path = ROOT) -> list[str]:
     """The lock's consistency problems plus this environment's offenders against the lock."""
     problems = consistency_problems(root)
     if problems:
         return problems
     lock = read_pins(root / LOCK, root)
-    return installed_offenders(lock, importlib.metadata.distributions(), project_name(root))
+    return installed_offenders(lock, installed_distributions(), project_name(root))
 
 
 def refresh(root: Path, upgrade: bool) -> None:
