@@ -10,8 +10,10 @@ full mode (``tox -e bench``) runs the shipped suite and float32 logits [8192, 13
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -56,11 +58,23 @@ METHOD = {
         "thread compiles while the calls run)."
     ),
     "suite_wall_s": (
-        "sequential: the frameworks' harness runs above, one after the other (what `tox` "
-        "does: one environment per framework), summed. parallel: one `xentcheck run` with "
-        "every framework and --jobs max(frameworks, CPU cores) (frameworks in parallel "
-        "worker processes; with more jobs than frameworks the runner splits instances into "
-        "shards). Both from an installed environment (warm tox env: no install time)."
+        "sequential: the frameworks' harness runs above, one after the other (as the "
+        "per-framework tox environments, `tox -e torch`, ..., run them), summed. parallel: "
+        "one `xentcheck run` with every framework and --jobs max(frameworks, CPU cores) "
+        "(frameworks in parallel worker processes, as `tox`'s main environment runs them "
+        "with --jobs 2; with more jobs than frameworks the runner splits instances into "
+        "shards). Both from an installed environment (warm tox env: no install time), "
+        "with --no-cache."
+    ),
+    "incremental": (
+        "The main job's loop, over the same frameworks and cases copied to a temporary "
+        "folder, with one fresh --cache-dir: cold (empty cache), warm (nothing changed) "
+        "and one_case (a small case file added to the folder), each one `xentcheck run` "
+        "with the frameworks in parallel (--jobs 2, as tox's main job) plus `xentcheck "
+        "report` on its results. cold_main_job_s, warm_rerun_s and one_case_rerun_s are "
+        "run + report; the ratios divide by the cold figure. The header's reused/computed "
+        "row counts are kept. Environment setup (tox installing the lock) is not included: "
+        "the closing note measures it from a fresh clone."
     ),
     "llm_reference": (
         "`python -m bench.llm` in a fresh process per figure: float32 logits [rows, vocab] "
@@ -92,11 +106,15 @@ def startup_seconds(framework: str) -> float:
     return wall
 
 
-def harness_seconds(frameworks: list[str], cases: list[str], common: list[str], out: Path, jobs: int) -> float:  # fmt: skip
-    """Wall time of ``xentcheck run`` over ``frameworks`` (raises when it fails)."""
+def harness_seconds(frameworks: list[str], cases: list[str], common: list[str], out: Path, jobs: int, cache: list[str] | None = None) -> float:  # fmt: skip
+    """Wall time of ``xentcheck run`` over ``frameworks`` (raises when it fails).
+
+    ``cache``: the run's cache options (``--cache-dir DIR``); by default ``--no-cache``, so
+    every row is computed (and no executable comes from the compile cache).
+    """
     args = [a for fw in frameworks for a in ("--framework", fw)]
     args += [a for c in cases for a in ("--cases", c)]
-    cmd = xentcheck_cmd("run", *args, *common, "--jobs", str(jobs), "--fail-on", "never", "--quiet", "--out", str(out))  # fmt: skip
+    cmd = xentcheck_cmd("run", *args, *common, "--jobs", str(jobs), "--fail-on", "never", "--quiet", "--out", str(out), *(cache or ["--no-cache"]))  # fmt: skip
     wall, rc, text = run_timed(cmd)
     if rc != 0:
         tail = " | ".join(text.strip().splitlines()[-4:])
@@ -186,6 +204,70 @@ def run_frameworks(frameworks: list[str], cases: list[str], common: list[str], b
     }
 
 
+ONE_CASE = """\
+cases:
+  - id: bench-added-case
+    loss: softmax_cross_entropy
+    description: The case a user adds between two runs (bench one_case_rerun_s).
+    inputs:
+      logits: {random: normal, shape: [4, 7], seed: 11}
+      target: {random: labels, shape: [4], classes: 7, seed: 12}
+    params: {reduction: [none, mean]}
+"""
+
+
+def report_seconds(results: Path, page: Path) -> float:
+    """Wall time of ``xentcheck report`` over one results file (raises when it fails)."""
+    wall, rc, text = run_timed(xentcheck_cmd("report", str(results), "-o", str(page)))
+    if rc != 0:
+        raise RuntimeError(f"xentcheck report exited {rc}: {text.strip().splitlines()[-1:]}")
+    return wall
+
+
+def cache_counts(results: Path) -> dict[str, int]:
+    """The run header's count of rows reused from the cache and computed."""
+    with results.open(encoding="utf-8") as f:
+        header = json.loads(f.readline())
+    cache = header.get("cache") or {}
+    return {k: int(cache.get(k, 0)) for k in ("reused_rows", "computed_rows")}
+
+
+def run_incremental(frameworks: list[str], cases: list[str], common: list[str], tmp: Path, jobs: int) -> dict[str, Any]:  # fmt: skip
+    """The main job's loop: a cold run, a rerun with nothing changed, and a rerun after
+    adding one small case file, each ``xentcheck run`` (frameworks in parallel, as tox's
+    main job runs them) plus ``xentcheck report``, sharing one fresh cache folder."""
+    suite = tmp / "suite"
+    for i, c in enumerate(cases):  # a copy, so a case file can be added to it
+        src = Path(c)
+        dst = suite / f"{i}-{src.name}"
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    cache = ["--cache-dir", str(tmp / "cache")]
+    out: dict[str, Any] = {"jobs": jobs}
+    for step in ("cold", "warm", "one_case"):
+        if step == "one_case":
+            (suite / "added.yaml").write_text(ONE_CASE, encoding="utf-8")
+        log(f"incremental: {step} run, --jobs {jobs}")
+        results = tmp / f"{step}.jsonl"
+        run_s = harness_seconds(frameworks, [str(suite)], common, results, jobs, cache)
+        rep_s = report_seconds(results, tmp / f"{step}.html")
+        out[step] = {"run_s": round(run_s, 2), "report_s": round(rep_s, 2), **cache_counts(results)}
+    cold = out["cold"]["run_s"] + out["cold"]["report_s"]
+    warm = out["warm"]["run_s"] + out["warm"]["report_s"]
+    one = out["one_case"]["run_s"] + out["one_case"]["report_s"]
+    return {
+        "cold_main_job_s": round(cold, 2),
+        "warm_rerun_s": round(warm, 2),
+        "one_case_rerun_s": round(one, 2),
+        "warm_rerun_ratio": round(warm / cold, 4),
+        "one_case_rerun_ratio": round(one / cold, 4),
+        "incremental": out,
+    }
+
+
 def run_llm(rows: int, vocab: int) -> dict[str, Any]:
     """The reference at language-model scale (section 4 of the issue)."""
     shape = ["--rows", str(rows), "--vocab", str(vocab)]
@@ -204,6 +286,8 @@ def run_llm(rows: int, vocab: int) -> dict[str, Any]:
         "grad_peak_rss_minus_2x_input_gib": round(grad["peak_rss_gib"] - 2 * inp, 4),
         "value_time_ratio_vs_exp_pass": round(value["seconds"] / value["exp_pass_seconds"], 2),
         "bitwise_equal_to_unchunked": bitwise["equal"],
+        "kernel": value["kernel"],
+        "numba_max_ulp_vs_numpy": bitwise.get("numba_max_ulp_vs_numpy"),
         "value_s": round(value["seconds"], 3),
         "grad_s": round(grad["seconds"], 3),
         "exp_pass_s": round(value["exp_pass_seconds"], 4),
@@ -227,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--llm-shape", help="ROWS,VOCAB (default 8192,131072; quick 512,131072)")
     p.add_argument("--no-frameworks", action="store_true", help="only the LLM reference")
     p.add_argument("--no-llm", action="store_true", help="skip the LLM reference")
+    p.add_argument(
+        "--no-incremental", action="store_true", help="skip the cold/warm/one-case reruns"
+    )
     a = p.parse_args(argv)
 
     cases = a.cases or ([str(ROOT / c) for c in QUICK_CASES] if a.quick else [str(ROOT / "cases")])
@@ -255,6 +342,12 @@ def main(argv: list[str] | None = None) -> int:
             doc.update(
                 run_frameworks(
                     a.framework or available(a.all_frameworks), cases, common, bare_args, Path(tmp)
+                )
+            )
+        if not a.no_incremental:
+            doc.update(
+                run_incremental(
+                    a.framework or available(a.all_frameworks), cases, common, Path(tmp), 2
                 )
             )
     if not a.no_llm:

@@ -16,6 +16,8 @@ GOALS: dict[str, tuple[str, float, str]] = {
         1.0,
         "peak RSS with float32 gradient - 2 x input, GiB",
     ),
+    "warm_rerun_ratio": ("<=", 0.15, "rerun with nothing changed / cold run (run + report)"),
+    "one_case_rerun_ratio": ("<=", 0.3, "rerun after adding one case file / cold run"),
     "value_time_ratio_vs_exp_pass": ("<=", 3.0, "chunked value time / float64 np.exp pass time"),
     "bitwise_equal_to_unchunked": (
         "==",
@@ -41,6 +43,10 @@ def goal_rows(doc: dict[str, Any]) -> list[tuple[str, Any, str, bool | None]]:
         for fw, v in doc.get(group, {}).items():
             op, bound, _ = GOALS[group]
             rows.append((f"{group}[{fw}]", v, f"{op} {bound:g}", met(group, v)))
+    for name in ("warm_rerun_ratio", "one_case_rerun_ratio"):
+        if name in doc:
+            op, bound, _ = GOALS[name]
+            rows.append((name, doc[name], f"{op} {bound:g}", met(name, doc[name])))
     llm = doc.get("llm_reference") or {}
     for name in (
         "value_peak_rss_minus_input_gib",
@@ -69,6 +75,9 @@ def table(doc: dict[str, Any]) -> str:
     for name, v, goal, ok in goal_rows(doc):
         flag = "-" if ok is None else ("yes" if ok else "NO")
         lines.append(f"{name:48s} {_fmt(v):>10s}  {goal:8s} {flag}")
+    for k in ("cold_main_job_s", "warm_rerun_s", "one_case_rerun_s"):
+        if k in doc:
+            lines.append(f"{k:48s} {_fmt(doc[k]):>10s}")
     suite = doc.get("suite_wall_s") or {}
     for k in ("sequential", "parallel", "speedup"):
         if k in suite:

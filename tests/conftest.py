@@ -55,3 +55,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def seed(request: pytest.FixtureRequest) -> int:
     """A seed fixed by the test's id (the same on every run and machine), never the clock."""
     return zlib.crc32(request.node.nodeid.encode())
+
+
+@pytest.fixture(autouse=True)
+def _own_result_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Each test's runs keep their result cache in a folder of their own, never the cwd's."""
+    monkeypatch.setenv("XENTCHECK_CACHE_DIR", str(tmp_path_factory.mktemp("xentcheck-cache")))

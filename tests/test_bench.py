@@ -69,6 +69,18 @@ def test_quick_bench_writes_every_figure(tmp_path):
     assert suite["sequential"] > 0 and suite["parallel"] > 0
     assert suite["speedup"] == pytest.approx(suite["sequential"] / suite["parallel"], rel=1e-2)
     assert "GPU" in doc["gpu"]["summary"]
+    inc = doc["incremental"]
+    # cold computes every row, the rerun reuses them all, the added case alone is computed
+    assert inc["cold"]["reused_rows"] == 0 and inc["cold"]["computed_rows"] > 0
+    # (the reference's own rows are always computed: counted as computed in every run)
+    cold, warm, one = inc["cold"], inc["warm"], inc["one_case"]
+    assert warm["reused_rows"] == cold["computed_rows"] - warm["computed_rows"] > 0
+    assert one["reused_rows"] == warm["reused_rows"]
+    assert one["computed_rows"] > warm["computed_rows"]
+    assert doc["warm_rerun_s"] < doc["cold_main_job_s"]
+    assert doc["warm_rerun_ratio"] == pytest.approx(
+        doc["warm_rerun_s"] / doc["cold_main_job_s"], rel=1e-2
+    )
     ref = doc["llm_reference"]
     assert ref["shape"] == [8, 2048]
     assert ref["bitwise_equal_to_unchunked"] is True

@@ -42,9 +42,7 @@ INPUTS = (lock.CONSTRAINTS, lock.PYPROJECT, lock.SEED, lock.LOCK)
 )
 def test_installed_distributions_match_the_lock() -> None:
     pins = lock.read_pins(ROOT / lock.LOCK)
-    offenders = lock.installed_offenders(
-        pins, lock.installed_distributions(), lock.project_name()
-    )
+    offenders = lock.installed_offenders(pins, lock.installed_distributions(), lock.project_name())
     assert offenders == [], "\n".join(offenders)
 
 

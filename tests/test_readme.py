@@ -58,8 +58,9 @@ def test_quick_start_parts_are_found() -> None:
     assert output
 
 
-def test_quick_start_runs_as_written(tmp_path: Path) -> None:
+def test_quick_start_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("torch", reason="the README's quick start runs PyTorch")
+    monkeypatch.delenv("XENTCHECK_CACHE_DIR", raising=False)  # the default cache, as a user has
     case_yaml, commands, shown = quick_start(README.read_text(encoding="utf-8"))
     (tmp_path / CASE_FILE).write_text(case_yaml, encoding="utf-8")
     printed = []

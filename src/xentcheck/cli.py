@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -20,6 +21,11 @@ from xentcheck import __version__
 from xentcheck.adapters import FRAMEWORKS
 from xentcheck.dtypes import FLOAT_DTYPES
 from xentcheck.harness.errors import CaseError
+
+#: the cache folder when neither --cache-dir nor $XENTCHECK_CACHE_DIR names one
+DEFAULT_CACHE_DIR = ".xentcheck-cache"
+#: the environment variable naming the cache folder (tox sets it)
+CACHE_ENV = "XENTCHECK_CACHE_DIR"
 
 
 class UsageError(Exception):
@@ -93,9 +99,21 @@ def _parser() -> argparse.ArgumentParser:
         help="finish an interrupted run with the same options and --out",
     )
     r.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="the cache of results, goldens and compiled programs, reused by later runs "
+        f"(default: ${CACHE_ENV}, else {DEFAULT_CACHE_DIR} in the current folder)",
+    )
+    r.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="compute every row, and read and write nothing in the cache folder",
+    )
+    r.add_argument(
         "--golden-cache",
         metavar="DIR",
-        help="keep reference goldens in DIR between runs (default: per run, then deleted)",
+        help="keep reference goldens in DIR instead (default: in the cache folder; with "
+        "--no-cache per run, then deleted)",
     )
     r.add_argument("--fail-on", choices=["unexplained", "any", "never"], default="unexplained",
                    help="exit 1 on unexplained discrepancies (default), on any non-conformance including known ones, or never")  # fmt: skip
@@ -223,6 +241,13 @@ def cmd_run(args) -> int:
     check_output(args.out, "--out")
     if args.golden_cache:
         check_output(args.golden_cache, "--golden-cache", folder=True)
+    cache = None
+    if not args.no_cache:
+        from xentcheck.harness.cache import ResultCache
+
+        folder = args.cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR
+        check_output(folder, "--cache-dir", folder=True)
+        cache = ResultCache(folder)
     paths, cases, instances = _load(args.cases)
     skipped = set(args.skip_tag)
     if not args.quiet:
@@ -242,10 +267,11 @@ def cmd_run(args) -> int:
         rows = run(frameworks, paths, cases, args.dtype, args.device, out, jobs=jobs,
                    quiet=args.quiet, timeout=args.timeout, resume=args.resume,
                    skip_tags=args.skip_tag,
-                   golden_cache=Path(args.golden_cache) if args.golden_cache else None)  # fmt: skip
+                   golden_cache=Path(args.golden_cache) if args.golden_cache else None,
+                   cache=cache)  # fmt: skip
     except RunError as exc:
         raise UsageError(str(exc)) from None
-    except OSError as exc:  # --out or --golden-cache not writable, say
+    except OSError as exc:  # --out, --golden-cache or --cache-dir not writable, say
         raise UsageError(
             f"cannot write {exc.filename or args.out}: {exc.strerror or exc}"
         ) from None
@@ -260,7 +286,9 @@ def cmd_run(args) -> int:
             signal.signal(signal.SIGTERM, previous)
     counts = Counter(r["status"] for r in rows)
     summary = ", ".join(f"{k} {counts[k]}" for k in sorted(counts))
-    print(f"xentcheck: {len(rows)} results in {out}: {summary}", file=sys.stderr)
+    reused = (f" ({cache.reused_rows} from the cache in {cache.root}, {cache.computed_rows} computed)"
+              if cache is not None else " (cache off)")  # fmt: skip
+    print(f"xentcheck: {len(rows)} results in {out}{reused}: {summary}", file=sys.stderr)
     return exit_status(rows, args.fail_on)
 
 

@@ -10,11 +10,13 @@ infinity beyond the largest finite value: IEEE 754 round-to-nearest-even, done o
 float64 (no double rounding). Subnormals of the format come out right; float64
 subnormals are far below every format's smallest subnormal and round to zero.
 
-This module imports nothing but NumPy and is embedded as it is in every reproduction
-script (:mod:`xentcheck.report.repro`), so its names carry a ``float_`` prefix that
+This module imports nothing but NumPy (and the standard library's ``math``) and is
+embedded as it is in every reproduction script (:mod:`xentcheck.report.repro`), so its names carry a ``float_`` prefix that
 adapter code copied after it cannot shadow. Tests cross-check it against NumPy's casts,
 ml_dtypes and exact rational arithmetic.
 """
+
+import math
 
 import numpy as np
 
@@ -29,6 +31,7 @@ FLOAT_FORMATS = {
 _SIGN = np.uint64(1 << 63)
 _FRACTION = np.uint64((1 << 52) - 1)
 _HIDDEN = np.uint64(1 << 52)
+_EXPONENT = np.uint64(0x7FF << 52)
 
 
 def float_tiny(dtype):
@@ -48,7 +51,52 @@ def float_round(x, dtype):
     f = np.array(x, dtype=np.float64, order="C")  # a contiguous copy, 0-d kept 0-d
     if dtype == "float64":
         return f
-    nmant, emin, big = FLOAT_FORMATS[dtype]
+    bits = f.reshape(-1).view(np.uint64)  # f's own elements, rounded in place
+    for lo in range(0, bits.size, _FLOAT_BLOCK):  # blocks: the temporaries stay in cache
+        _float_round_bits(bits[lo : lo + _FLOAT_BLOCK], *FLOAT_FORMATS[dtype])
+    return f
+
+
+#: elements rounded at a time by float_round
+_FLOAT_BLOCK = 1 << 16
+
+
+def _float_round_bits(bits, nmant, emin, big):
+    """Round the float64 numbers whose bits are the 1-d uint64 array ``bits``, in place."""
+    one = np.uint64(1)
+    drop = np.uint64(52 - nmant)
+    # In the format's normal range the quantum is 2**(E - m): the same number of low bits
+    # (52 - m) of every magnitude goes. Adding half a quantum, less one unless the kept
+    # part is odd, then clearing those bits rounds to nearest even; a carry out of the
+    # fraction moves into the exponent, the next binade, as it should. Integer ops only.
+    mag = bits & ~_SIGN
+    out = np.subtract(mag, one)  # 0 wraps to the top: zero is no subnormal
+    below = out < np.uint64(((emin + 1023) << 52) - 1)
+    np.right_shift(mag, drop, out=out)
+    out &= one
+    out += (one << (drop - one)) - one
+    out += mag
+    out &= ~((one << drop) - one)
+    # Beyond the largest finite value (an overflow, or an infinity or NaN input, whose
+    # carry may reach the sign bit) the result is an infinity or the input itself; below
+    # the smallest normal (zero aside) the quantum is the smallest subnormal: those few
+    # go through the general rounding.
+    beyond = out > np.array(big).view(np.uint64)
+    out |= np.bitwise_and(bits, _SIGN, out=mag)
+    rounded = out.view(np.float64)
+    f = bits.view(np.float64)
+    if below.any():
+        rounded[below] = _float_round_any(f[below], nmant, emin, big)
+    if beyond.any():
+        fb = f[beyond]
+        rounded[beyond] = np.where(np.isfinite(fb), np.copysign(np.inf, fb), fb)
+    bits[...] = out
+
+
+def _float_round_any(f, nmant, emin, big):
+    """:func:`float_round` of the float64 array ``f`` for any finite element, by the
+    significand and exponent of each: what the fast path leaves to values below the
+    smallest normal of the format (whose quantum is the smallest subnormal)."""
     bits = f.view(np.uint64)
     biased = ((bits & ~_SIGN) >> np.uint64(52)).astype(np.int64)
     normal = biased > 0
@@ -77,14 +125,30 @@ def float_ulp(x, dtype):
     beyond the dtype's range, the ulp of its largest finite value. NaN for non-finite ``x``.
     """
     nmant, _, big = FLOAT_FORMATS[dtype]
-    x = np.abs(np.asarray(x, dtype=np.float64))
-    clipped = np.minimum(x, big)
-    # frexp: clipped = f * 2**e with f in [0.5, 1), so floor(log2 clipped) = e - 1 exactly
-    # (log2 rounds up to the next integer just below a power of two)
-    _, exponent = np.frexp(clipped)
-    u = np.ldexp(1.0, exponent - (1 + nmant))
-    u = np.where(clipped > 0, np.maximum(u, float_tiny(dtype)), float_tiny(dtype))
-    return np.where(np.isfinite(x), u, np.nan)
+    x = np.asarray(x, dtype=np.float64)
+    u = np.abs(x.reshape(-1))  # a 1-d array of its own, worked on in place
+    finite = not u.size or np.isfinite(u.max())  # the max is NaN when an element is
+    nonfinite = None if finite else ~np.isfinite(u)
+    np.minimum(u, big, out=u)
+    # 2**floor(log2 |x|) is |x| with its fraction bits cleared (0 for zero and float64
+    # subnormals, which the floor below lifts); the scaling by 2**-m is exact
+    u.view(np.uint64)[...] &= _EXPONENT
+    u *= 2.0**-nmant
+    np.maximum(u, float_tiny(dtype), out=u)
+    if nonfinite is not None:
+        u[nonfinite] = np.nan
+    return u.reshape(x.shape)
+
+
+def float_ulp_one(x, dtype):
+    """:func:`float_ulp` of one finite Python float, as a Python float (no arrays made)."""
+    nmant, _, big = FLOAT_FORMATS[dtype]
+    clipped = min(abs(x), big)
+    if clipped == 0.0:
+        return float_tiny(dtype)
+    # frexp: clipped = f * 2**e with f in [0.5, 1), so floor(log2 clipped) = e - 1; below
+    # the normal range the power underflows to 0 and the floor lifts it, as float_ulp's
+    return max(math.ldexp(1.0, math.frexp(clipped)[1] - 1 - nmant), float_tiny(dtype))
 
 
 def float_saturate(x, dtype):

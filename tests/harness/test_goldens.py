@@ -87,7 +87,7 @@ def test_a_damaged_entry_is_a_miss_and_is_rewritten(tmp_path, instances):
 
 def _run(tmp_path, out, cache, *frameworks):
     cmd = [sys.executable, "-m", "xentcheck.cli", "run", "--cases", str(tmp_path / "g.yaml"), "--out", str(out),
-           "--fail-on", "never", "--quiet", "--jobs", "1"]  # fmt: skip
+           "--fail-on", "never", "--quiet", "--jobs", "1", "--no-cache"]  # fmt: skip
     cmd += ["--golden-cache", str(cache)] if cache else []
     for fw in frameworks:
         cmd += ["--adapter", fw] if ":" in fw else ["--framework", fw]

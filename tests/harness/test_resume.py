@@ -29,7 +29,7 @@ pytestmark = pytest.mark.torch
 
 def _cmd(cases: Path, out: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "xentcheck.cli", "run", "--framework", "torch", "--cases", str(cases),
-            "--out", str(out), "--fail-on", "never", "--quiet", *extra]  # fmt: skip
+            "--out", str(out), "--fail-on", "never", "--quiet", "--no-cache", *extra]  # fmt: skip
 
 
 def _rows(out: Path) -> list[dict]:

@@ -2,7 +2,10 @@
 
 Accuracy targets: the value and every gradient element within 4 ULP of the exact value
 (the mean token loss has only non-negative terms, so nothing cancels; the perplexity is
-judged against the exact ``exp`` of the exact mean). Near underflow an absolute
+judged against the exact ``exp`` of the exact mean). The chunked token cross-entropy is
+held to the same bounds with each of its kernels (the Numba one, which has its own
+``exp``, skips where Numba is not installed), also at vocabularies wide enough for the
+Numba kernel's interleaved lanes. Near underflow an absolute
 allowance of a few multiples of 2**-1074 applies; the perplexity's gradient also allows
 for its double-double exponent where token losses reach 1e15 and beyond.
 """
@@ -26,8 +29,13 @@ from tests.reference.strategies import (
     logits_and_labels,
     underflow_slack,
 )
+from tests.reference.test_tokens_chunked import KERNEL_PARAMS
 from xentcheck.reference import evaluate
-from xentcheck.reference.tokens import perplexity, token_cross_entropy
+from xentcheck.reference.tokens import (
+    perplexity,
+    token_cross_entropy,
+    token_cross_entropy_chunked,
+)
 
 
 def exact_tokens(z, t, mask, ignore_index):
@@ -93,6 +101,64 @@ def test_token_cross_entropy_and_perplexity(inputs):
     # its 106 bits leave an absolute error ~|x| 2**-104 in the exponent
     slack = [underflow_slack(vocab + 1, 2) + abs(g) * abs(mean) * 2.0**-104 for g in grad_ppl]
     check("perplexity grad:logits", pgrads["logits"], grad_ppl, slack=slack)
+
+
+@pytest.mark.parametrize("kernel", KERNEL_PARAMS)
+@settings(max_examples=120, deadline=None)
+@given(inputs=token_inputs())
+def test_chunked_token_cross_entropy(kernel, inputs):
+    z, t, mask, ignore_index = inputs
+    value, grad = token_cross_entropy_chunked(
+        z, t, mask, ignore_index=ignore_index, grad_dtype=np.float64, kernel=kernel
+    )
+    exact = exact_tokens(z, t, mask, ignore_index)
+    if exact is None:
+        assert math.isnan(value) and not grad.any()
+        return
+    mean, exact_grad, _, _ = exact
+    check(f"chunked {kernel} value", value, [mean], slack=underflow_slack(1))
+    check(f"chunked {kernel} grad:logits", grad, exact_grad, slack=underflow_slack(2))
+
+
+def wide_rows(vocab: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``[7, vocab]`` of every kind: ordinary, a dominant target (losses near 1e-20
+    and 1e-300), terms down to the subnormal range, huge logits, ties at the maximum."""
+    rng = np.random.default_rng(vocab)
+    z = rng.normal(size=(7, vocab)) * 4
+    t = rng.integers(0, vocab, 7)
+    z[1, t[1]] = z[1].max() + 50  # loss ~ e**-50
+    z[2, t[2]] = z[2].max() + 700  # loss ~ e**-700, subnormal gradient entries
+    z[3] = -rng.random(vocab) * 760  # exp(z - m) from 1 down to 0 through the subnormals
+    z[4] *= 1e30
+    z[5, :] = 2.5  # every class the maximum: log V
+    z[6, ::3] = z[6].max()  # ties at the maximum, the first one counts
+    return z, t
+
+
+@pytest.mark.parametrize("kernel", KERNEL_PARAMS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_chunked_token_cross_entropy_over_a_wide_vocabulary(kernel, dtype):
+    z, t = wide_rows(700)  # 2 x 256 lanes and a tail
+    z = z.astype(dtype)
+    value, grad = token_cross_entropy_chunked(z, t, grad_dtype=np.float64, kernel=kernel)
+    mean, exact_grad, _, _ = exact_tokens(z.astype(np.float64), t, None, None)
+    check(f"wide {kernel} value", value, [mean], slack=underflow_slack(1))
+    check(f"wide {kernel} grad:logits", grad, exact_grad, slack=underflow_slack(2))
+
+
+@pytest.mark.parametrize("kernel", KERNEL_PARAMS)
+def test_chunked_sum_of_exponentials_is_compensated(kernel):
+    """256 terms of 1, then 19 x 256 terms of 0.75 ULP(1) each: summed in float64 (in any
+    order that meets the 1s first) each of those rounds up, ``S`` drifts ~10 ULP and so
+    does every ``p = exp(z - m) / S`` in the gradient."""
+    vocab = 20 * 256
+    z = np.full((2, vocab), math.log(0.75 * 2.0**-52))
+    z[:, :256] = 0.0
+    t = np.array([0, 300])
+    value, grad = token_cross_entropy_chunked(z, t, grad_dtype=np.float64, kernel=kernel)
+    mean, exact_grad, _, _ = exact_tokens(z, t, None, None)
+    check(f"compensated {kernel} value", value, [mean])
+    check(f"compensated {kernel} grad:logits", grad, exact_grad)
 
 
 def test_perplexity_of_a_uniform_vocabulary_is_the_vocabulary_size():

@@ -76,13 +76,28 @@ _state: dict[str, Any] = {"ready": False}
 
 
 def _setup() -> None:
-    """Enable float64 in JAX (once); imported lazily so the registry imports cheaply."""
+    """Enable float64 in JAX (once), and the persistent compilation cache where the runner
+    names one; imported lazily so the registry imports cheaply."""
     if _state["ready"]:
         return
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    enable_compile_cache(jax)
     _state["ready"] = True
+
+
+def enable_compile_cache(jax) -> None:
+    """Keep compiled executables in ``$XENTCHECK_COMPILE_CACHE/jax`` (the runner sets it to a
+    folder of its cache), however small or quick to compile, so a rerun loads instead of
+    compiling; nothing when the variable is unset. Cached or not, an executable computes
+    the same: only ``compile_s`` changes."""
+    folder = os.environ.get("XENTCHECK_COMPILE_CACHE")
+    if not folder:
+        return
+    jax.config.update("jax_compilation_cache_dir", os.path.join(folder, "jax"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
 def _mods():

@@ -25,6 +25,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported  # noqa: E402
+from xentcheck.adapters.jax_adapter import enable_compile_cache  # noqa: E402
 from xentcheck.adapters.keras_apis import Builder, keras_apis, keras_versions  # noqa: E402
 from xentcheck.dtypes import numpy_dtype  # noqa: E402
 from xentcheck.harness.results import cpu_name  # noqa: E402
@@ -136,10 +137,17 @@ def _devices() -> dict[str, str | None]:
     return {"cpu": f"{cpu_name()} (keras on jax)", "gpu": gpu}
 
 
+def _setup() -> None:
+    """JAX's persistent compilation cache, as the jax adapter keeps it (Keras's eager ops
+    compile one small executable per primitive, shape and dtype)."""
+    enable_compile_cache(jax)
+
+
 FRAMEWORK = Framework(
     name="keras-jax",
     apis=APIS,
     versions=_versions,
     devices=_devices,
     gpu_missing_reason=_gpu_missing_reason,
+    setup=_setup,
 )

@@ -12,6 +12,7 @@ row ``unsupported`` with XLA's reason.
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -91,6 +92,22 @@ def _versions() -> dict[str, str]:
     return {**eager._versions(), "jit_compile": "True"}
 
 
+def _setup() -> None:
+    """Keep XLA executables in ``$XENTCHECK_COMPILE_CACHE/tensorflow/VERSION`` (the runner
+    sets the variable to a folder of its cache), so a rerun loads instead of compiling.
+
+    TensorFlow reads ``TF_XLA_FLAGS`` at its first compilation, so setting it here, after
+    the import but before any call, is in time. The version in the path keeps executables
+    of other TensorFlow releases apart. Cached or not, an executable computes the same.
+    """
+    folder = os.environ.get("XENTCHECK_COMPILE_CACHE")
+    if not folder:
+        return
+    where = os.path.join(folder, "tensorflow", tf.__version__)
+    flag = f"--tf_xla_persistent_cache_directory={where}"
+    os.environ["TF_XLA_FLAGS"] = f"{os.environ.get('TF_XLA_FLAGS', '')} {flag}".strip()
+
+
 FRAMEWORK = Framework(
     name="tensorflow-xla",
     apis=APIS,
@@ -98,5 +115,6 @@ FRAMEWORK = Framework(
     devices=eager._devices,
     gpu_missing_reason=eager._gpu_missing_reason,
     unsupported_reason=_unsupported_reason,
+    setup=_setup,
     case_tags=CASE_TAGS,
 )

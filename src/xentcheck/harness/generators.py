@@ -10,8 +10,10 @@ names, so every generated input is reproducible either way.
 from __future__ import annotations
 
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +92,26 @@ def derived_seed(*names: str) -> int:
     return zlib.crc32("/".join(names).encode())
 
 
+#: bytes of generated arrays kept for reuse (see :func:`generate`)
+CACHE_BYTES = 256 * 2**20
+_made: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+
+
 def generate(kind: str, shape: tuple[int, ...], seed: int, options: dict) -> np.ndarray:
-    """Run generator ``kind`` with a fresh ``numpy.random.default_rng(seed)``."""
-    rng = np.random.default_rng(seed)
-    return GENERATORS[kind].fn(rng, tuple(shape), **options)
+    """Run generator ``kind`` with a fresh ``numpy.random.default_rng(seed)``.
+
+    The same request gives the same array, so the last few made (up to
+    :data:`CACHE_BYTES`) are kept and a repeat gets a copy of one: every instance of a
+    parameter sweep, and cases sharing a seeded input, would otherwise draw it again.
+    """
+    key = (kind, tuple(shape), seed, tuple((k, type(v), v) for k, v in sorted(options.items())))
+    made = _made.get(key)
+    if made is None:
+        made = GENERATORS[kind].fn(np.random.default_rng(seed), tuple(shape), **options)
+        if made.nbytes <= CACHE_BYTES:
+            _made[key] = made
+            while sum(a.nbytes for a in _made.values()) > CACHE_BYTES:
+                _made.popitem(last=False)
+    else:
+        _made.move_to_end(key)
+    return made.copy()

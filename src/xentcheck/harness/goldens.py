@@ -1,4 +1,5 @@
-"""A golden cache shared by every worker of a run (and, with ``--golden-cache``, by runs).
+"""A golden cache shared by every worker of a run and, in the result cache's folder (or
+``--golden-cache DIR``), by later runs.
 
 A golden depends only on the loss, its parameters and the dtype-rounded inputs, so it is
 computed once per instance and dtype and reused by every framework, API, device and
@@ -10,29 +11,17 @@ editing the reference invalidates them. Writes go to a temporary file renamed in
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from xentcheck.harness.cache import atomic_write, reference_digest
 from xentcheck.reference import Golden
 
-
-@functools.cache
-def reference_digest() -> str:
-    """SHA-256 over the reference package's ``.py`` files (relative path and bytes)."""
-    import xentcheck.reference as ref
-
-    root = Path(ref.__file__).parent
-    h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
-        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
+__all__ = ["GoldenCache", "golden_key", "reference_digest"]
 
 
 def golden_key(loss: str, params: dict[str, Any], inputs: dict[str, np.ndarray]) -> str:
@@ -79,19 +68,10 @@ class GoldenCache:
 
     def put(self, key: str, golden: Golden | None, error: str | None) -> None:
         """Store an entry atomically (temporary file, then ``os.replace``)."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
         if golden is None:
             arrays["error"] = np.asarray(error or "")
         else:
             arrays["value"] = np.asarray(golden.value)
             arrays.update({f"grad:{k}": np.asarray(v) for k, v in golden.grads.items()})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self._path(key), lambda f: np.savez(f, **arrays))

@@ -6,8 +6,10 @@ crash or a hang becomes a row for the instance it hit and the run goes on. Worke
 part files under ``OUT.parts/``; when all are done the runner merges them behind one run
 header in a fixed order (reference rows, then framework, instance, and the worker's
 dtype/device/API/quantity order), so an interrupted and resumed run gives the same rows
-as an uninterrupted one. Cases with ``expected`` values check the reference itself (rows
-with ``framework: reference``).
+as an uninterrupted one. With the result cache (:mod:`xentcheck.harness.cache`, on by
+default in the CLI) the blocks of unchanged (framework, instance) pairs come from the cache
+and take the same place in that order; only the rest goes to workers. Cases with
+``expected`` values check the reference itself (rows with ``framework: reference``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from xentcheck.harness.cache import COMPILE_CACHE_ENV, ResultCache, Reuse
 from xentcheck.harness.cases import Case, discover, expand
 from xentcheck.harness.plan import instances_of, interleave, select_cases, shard_counts
 from xentcheck.harness.progress import Progress
@@ -161,6 +164,7 @@ def run(
     resume: bool = False,
     skip_tags: Iterable[str] = (),
     golden_cache: Path | None = None,
+    cache: ResultCache | None = None,
     progress_stream: TextIO | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``frameworks`` over ``cases`` in supervised workers; write ``out``; return its rows.
@@ -168,8 +172,13 @@ def run(
     ``jobs`` worker processes in all: frameworks in parallel and, when ``jobs`` exceeds
     their number, each framework's instances split into interleaved shards. Parts live in
     ``OUT.parts/`` until the run completes; ``resume`` continues an interrupted run there.
-    Raises :class:`RunError` for a ``resume`` that does not match, :class:`Interrupted`
-    on Ctrl-C (after merging what finished into ``out``).
+    With a ``cache`` (:mod:`xentcheck.harness.cache`) the rows of every (framework,
+    instance) whose key is unchanged are reused, the rest run and are stored, the goldens
+    live in its folder (unless ``golden_cache`` names another) and the workers are told its
+    compile-cache folder (unless the environment names one); ``cache.reused_rows`` and
+    ``cache.computed_rows`` count the rows of the results file. Raises :class:`RunError`
+    for a ``resume`` that does not match, :class:`Interrupted` on Ctrl-C (after merging
+    what finished into ``out``, and storing it in the cache).
     """
     skip_tags = sorted(set(skip_tags))
     cases = select_cases(cases, skip_tags)
@@ -185,16 +194,23 @@ def run(
         shutil.rmtree(parts_dir, ignore_errors=True)
         parts_dir.mkdir(parents=True)
         (parts_dir / "run.json").write_text(json.dumps(manifest, indent=1))
+    previous = read_parts(parts_dir)
+    reuse = None
+    if cache is not None:
+        reuse = cache.lookup(frameworks, instances, dtypes, device, previous.blocks)
+        golden_cache = golden_cache or cache.goldens_dir
+    storable = _storable(parts_dir, reuse, resume)
     cache_dir = Path(golden_cache) if golden_cache else parts_dir / "goldens"
     args = [a for p in case_paths for a in ("--cases", str(p))]
     args += [a for d in dtypes or [] for a in ("--dtype", d)]
     args += [a for t in skip_tags for a in ("--skip-tag", t)]
     args += ["--device", device] + (["--quiet"] if quiet else [])
-    previous = read_parts(parts_dir)
+    reused = reuse.blocks if reuse is not None else {}
     todo = {
-        fw: [i for i in range(len(instances)) if (fw, i) not in previous.blocks]
+        fw: [i for i in range(len(instances))
+             if (fw, i) not in previous.blocks and (fw, i) not in reused]
         for fw in frameworks
-    }
+    }  # fmt: skip
     units = [
         Unit(fw, shard)
         for fw, n in zip(frameworks, shard_counts(len(frameworks), jobs), strict=True)
@@ -206,7 +222,10 @@ def run(
                         {fw: len(instances) - len(todo[fw]) for fw in frameworks},
                         quiet=quiet, stream=progress_stream,
                         labels={fw: fw.partition(":")[0].rpartition(".")[2] for fw in frameworks})  # fmt: skip
-    sup = Supervisor(instances, args, parts_dir, progress, timeout=timeout)
+    env = {}
+    if cache is not None and COMPILE_CACHE_ENV not in os.environ:
+        env[COMPILE_CACHE_ENV] = str(cache.compile_dir.resolve())
+    sup = Supervisor(instances, args, parts_dir, progress, timeout=timeout, env=env)
     interrupted = False
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -224,14 +243,25 @@ def run(
         sup.close()
         progress.close()
     parts = read_parts(parts_dir)
-    header = _header(frameworks, case_paths, cases_sha, parts, sup, skip_tags, timeout)
     rows = reference_rows(cases)
     rows += [sup.setup_failures[fw] for fw in frameworks if fw in sup.setup_failures]
+    n_reused = 0
     for fw in frameworks:
         for i in range(len(instances)):
             block = parts.blocks.get((fw, i))
+            if block is None and (fw, i) in reused:
+                block = reused[(fw, i)]
+                n_reused += len(block[0])
             if block is not None:
                 rows.extend(block[0])
+    counts = {"dir": None if cache is None else str(cache.root), "reused_rows": n_reused,
+              "computed_rows": len(rows) - n_reused}  # fmt: skip
+    if cache is not None and reuse is not None:
+        cache.reused_rows, cache.computed_rows = n_reused, len(rows) - n_reused
+        cache.store(reuse, parts.blocks, parts.headers, storable)
+    header = _header(
+        frameworks, case_paths, cases_sha, parts, sup, skip_tags, timeout, reuse, counts
+    )
     tmp = out.with_name(out.name + ".tmp")
     with ResultWriter(tmp) as w:
         w.write(header)
@@ -243,15 +273,39 @@ def run(
     return rows
 
 
-def _header(frameworks, case_paths, cases_sha, parts: Parts, sup: Supervisor, skip_tags, timeout):
+def _storable(parts_dir: Path, reuse: Reuse | None, resume: bool) -> set[str]:
+    """The frameworks whose computed rows may be stored: on a resume, those whose key is
+    the one they had when the parts were started (an adapter edited in between must not
+    store rows of the old code under the new key). Records the keys of a fresh run."""
+    if reuse is None:
+        return set()
+    file = parts_dir / "cache-keys.json"
+    if not resume:
+        file.write_text(json.dumps(reuse.framework_keys, indent=1))
+        return set(reuse.framework_keys)
+    try:
+        started = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return set()
+    return {
+        fw
+        for fw, k in reuse.framework_keys.items()
+        if isinstance(started, dict) and started.get(fw) == k
+    }
+
+
+def _header(frameworks, case_paths, cases_sha, parts: Parts, sup: Supervisor, skip_tags, timeout,
+            reuse: Reuse | None, cache: dict[str, Any]):  # fmt: skip
     files, roots = case_files(case_paths)
     where = {"cases_root": roots[0] if roots else None}  # the first; all in cases_roots
     if len(roots) > 1:
         where["cases_roots"] = roots
     header = run_header(cases=case_paths, cases_digest=cases_sha, **where, case_files=files,
-                        skip_tags=skip_tags, timeout_s=timeout, frameworks={}, argv=sys.argv[1:])  # fmt: skip
+                        skip_tags=skip_tags, timeout_s=timeout, frameworks={}, cache=cache,
+                        argv=sys.argv[1:])  # fmt: skip
     names: dict[str, str] = {}
-    for h in parts.headers:
+    cached = reuse.headers.values() if reuse is not None else []
+    for h in [*cached, *parts.headers]:
         header["frameworks"].update(h.get("frameworks", {}))
         if h.get("framework_spec"):
             names[h["framework_spec"]] = h["framework"]
@@ -261,8 +315,10 @@ def _header(frameworks, case_paths, cases_sha, parts: Parts, sup: Supervisor, sk
         stats = [st for (f, _), (_, st) in parts.blocks.items() if f == fw]
         timing = {k: round(sum(st.get(k, 0) for st in stats), 3) for k in
                   ("api_s", "reference_s", "compile_s", "golden_hits", "golden_misses")}  # fmt: skip
+        reused = sum(f == fw for f, _ in reuse.blocks) if reuse is not None else 0
         info["timing"] = {"worker_wall_s": round(parts.wall_s.get(fw, 0.0), 3), **timing,
-                          "instances": len(stats), "workers_replaced": sup.replaced[fw]}  # fmt: skip
+                          "instances": len(stats), "cached_instances": reused,
+                          "workers_replaced": sup.replaced[fw]}  # fmt: skip
     if len(frameworks) == 1:
         header["framework"] = names.get(frameworks[0], frameworks[0])
     return header

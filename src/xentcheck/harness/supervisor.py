@@ -124,6 +124,8 @@ class Supervisor:
     progress: Progress
     timeout: float = 300.0
     startup_timeout: float = STARTUP_TIMEOUT
+    #: environment variables set for the workers on top of the runner's (the compile cache)
+    env: dict[str, str] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     #: framework -> the crash row of its first worker that never got to an instance
     #: (one per framework, whatever its number of units; not persisted: retried on resume)
@@ -167,7 +169,7 @@ class Supervisor:
         cmd = [sys.executable, "-m", "xentcheck.harness.worker", "--framework", fw,
                "--out", str(part), "--control-fd", str(w_fd),
                "--indices", ",".join(map(str, remaining)), *self.worker_args]  # fmt: skip
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                 pass_fds=(w_fd,), start_new_session=True)  # fmt: skip

@@ -4,14 +4,19 @@ The vocabulary is the LAST axis here (``logits [B, T, V]``, the layout language 
 use), unlike the class axis 1 of :mod:`xentcheck.reference.softmax`, whose accurate
 max-shifted softmax rows these functions share.
 
-:func:`token_cross_entropy_chunked` computes the same value (bit for bit) at language-model
-scale, e.g. float32 logits ``[8192, 131072]`` (4 GiB): it never holds a float64 copy of
-the logits, only a block of rows at a time, and gives the gradient in the input's dtype
-or block by block to a callback.
+:func:`token_cross_entropy_chunked` computes the same loss at language-model scale, e.g.
+float32 logits ``[8192, 131072]`` (4 GiB): it never holds a float64 copy of the logits,
+only a block of rows at a time, and gives the gradient in the input's dtype or block by
+block to a callback. Its ``"numpy"`` kernel gives this module's values bit for bit; its
+``"numba"`` kernel (the ``fast`` extra: ``pip install xentcheck[fast]``) fuses each row
+into two or three passes on every core, to the same accuracy (see
+:mod:`xentcheck.reference._tokens_numba` for what differs).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 import operator
 from collections.abc import Callable
@@ -20,6 +25,7 @@ from fractions import Fraction
 import numpy as np
 
 from xentcheck.dtypes import FLOAT_DTYPES
+from xentcheck.reference import _dd
 from xentcheck.reference._reduce import exact_sum
 from xentcheck.reference.softmax import (
     _blocks,
@@ -32,7 +38,13 @@ from xentcheck.reference.softmax import (
     _two_sum,
 )
 
-__all__ = ["perplexity", "token_cross_entropy", "token_cross_entropy_chunked"]
+__all__ = [
+    "KERNELS",
+    "default_kernel",
+    "perplexity",
+    "token_cross_entropy",
+    "token_cross_entropy_chunked",
+]
 
 
 def _kept_rows(logits, target, mask, ignore_index, *, to_float64=True):
@@ -238,6 +250,28 @@ def perplexity(logits, target, mask=None, *, ignore_index: int | None = None):
 #: block size measured at vocabularies of 131072: fewer NumPy calls, temporaries in cache).
 CHUNK_ELEMENTS = 1 << 20
 
+#: The kernels of :func:`token_cross_entropy_chunked`: ``"numba"`` (the ``fast`` extra)
+#: and ``"numpy"`` (always there; bit for bit :func:`token_cross_entropy`).
+KERNELS = ("numba", "numpy")
+
+_FAST_INPUTS = (np.dtype(np.float32), np.dtype(np.float64))  # read by the kernel in place
+
+
+@functools.cache
+def _numba_kernel():
+    """:mod:`xentcheck.reference._tokens_numba`, or None where Numba cannot be imported
+    (imported on first use: Numba takes a while to load)."""
+    try:
+        return importlib.import_module("xentcheck.reference._tokens_numba")
+    except ImportError:  # absent, or refusing the installed NumPy
+        return None
+
+
+def default_kernel() -> str:
+    """The kernel :func:`token_cross_entropy_chunked` uses by default: ``"numba"`` where
+    Numba imports, else ``"numpy"``."""
+    return "numba" if _numba_kernel() is not None else "numpy"
+
 
 def token_cross_entropy_chunked(
     logits,
@@ -248,24 +282,36 @@ def token_cross_entropy_chunked(
     grad_dtype=None,
     on_grad: Callable[[np.ndarray, np.ndarray], None] | None = None,
     block_elements: int | None = None,
+    kernel: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     r""":func:`token_cross_entropy` at language-model scale, in bounded extra memory.
 
     The same loss, the same float64 arithmetic per row and the same exact sum over the
-    tokens: the value is bit for bit that of :func:`token_cross_entropy`, and so is the
-    float64 gradient. What differs is memory. ``logits`` (float32, bfloat16, ... or an
-    ``np.memmap``) is never copied to float64 as a whole: blocks of about
-    ``block_elements`` elements (default :data:`xentcheck.reference.tokens.CHUNK_ELEMENTS`,
-    at least one row) are converted and computed one after the other, so the value needs
-    the input plus about ten float64 temporaries of one block.
+    tokens. ``logits`` (float32, bfloat16, ... or an ``np.memmap``) is never copied to
+    float64 as a whole, and two kernels compute the rows:
+
+    * ``"numpy"``: blocks of about ``block_elements`` elements (default
+      :data:`xentcheck.reference.tokens.CHUNK_ELEMENTS`, at least one row) are converted
+      and computed one after the other with :func:`token_cross_entropy`'s code, so the
+      value and the float64 gradient are bit for bit its own; the value needs the input
+      plus about ten float64 temporaries of one block.
+    * ``"numba"`` (the ``fast`` extra): one fused pass per row for the maximum, one for
+      the sum of exponentials, one more for the gradient, the rows spread over every
+      core; float32 and float64 logits are read in place (other dtypes a block at a time,
+      converted to float64), and the value needs no more than a few scalars per token.
+      Its ``exp`` and its order of summation are its own, so results may differ from the
+      ``"numpy"`` kernel's in the last bits; they are as accurate (within 4 ULP of the
+      exact value, checked against mpmath) and the same on every machine.
+
+    ``kernel=None`` takes :func:`default_kernel` (``"numba"`` where Numba imports).
 
     The gradient, :math:`(p - \mathrm{onehot}(t)) / |K|` at kept tokens, is made block by
     block too, and is given back in one or both of two ways:
 
     * ``grad_dtype``: an array of ``logits``' shape in that dtype (e.g. ``logits.dtype``:
-      the input's size again; ``np.float64`` reproduces :func:`token_cross_entropy`'s
-      gradient exactly, at twice a float32 input's size). Each float64 entry is rounded
-      once to ``grad_dtype``.
+      the input's size again; with the ``"numpy"`` kernel ``np.float64`` reproduces
+      :func:`token_cross_entropy`'s gradient exactly, at twice a float32 input's size).
+      Each float64 entry is rounded once to ``grad_dtype``.
     * ``on_grad(positions, rows)``: called for each block with the flat token positions
       (indices into ``logits.reshape(-1, V)``) and their float64 gradient rows
       ``[len(positions), V]``, e.g. to compare with a framework's gradient chunk by chunk
@@ -277,14 +323,21 @@ def token_cross_entropy_chunked(
       grad_dtype: the dtype of the returned gradient, or None for no gradient array.
       on_grad: an optional callback receiving the gradient block by block.
       block_elements: elements per block (a tuning knob; results do not depend on it).
+      kernel: ``"numba"``, ``"numpy"`` or None (the default kernel).
 
     Returns:
       ``(value, grad)``: a 0-d float64 value and the gradient array (None without
       ``grad_dtype``).
 
     Raises:
-      ValueError: as :func:`token_cross_entropy`.
+      ValueError: as :func:`token_cross_entropy`; an unknown kernel, or ``"numba"`` where
+        Numba cannot be imported.
     """
+    kernel = default_kernel() if kernel is None else kernel
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel {kernel!r}: use one of {', '.join(KERNELS)}")
+    if kernel == "numba" and _numba_kernel() is None:
+        raise ValueError("kernel 'numba': Numba is not importable (pip install xentcheck[fast])")
     zr, t, idx = _kept_rows(logits, target, mask, ignore_index, to_float64=False)
     n = idx.size
     shape = np.shape(logits)
@@ -300,13 +353,60 @@ def token_cross_entropy_chunked(
             on_grad(positions, gb)
 
     blocks = CHUNK_ELEMENTS if block_elements is None else block_elements
-    hi, lo, _ = _mean_loss(
-        zr,
-        t,
-        idx,
-        (lambda rows, tb: rows.sparse_grad(tb, np.ones(tb.shape)) / n) if want_grad else None,
-        sink=sink,
-        block_elements=blocks,
-    )
+    if kernel == "numba":
+        hi, lo = _mean_loss_fused(zr, t, idx, g_out, on_grad, sink, blocks)
+    else:
+        hi, lo, _ = _mean_loss(
+            zr,
+            t,
+            idx,
+            (lambda rows, tb: rows.sparse_grad(tb, np.ones(tb.shape)) / n) if want_grad else None,
+            sink=sink,
+            block_elements=blocks,
+        )
     grad = None if g_out is None else g_out.reshape(shape)
     return np.asarray(hi + lo, dtype=np.float64), grad
+
+
+def _mean_loss_fused(zr, t, idx, g_out, on_grad, sink, block_elements) -> tuple[float, float]:
+    """:func:`_mean_loss` with the Numba kernel: the mean loss as a double-double.
+
+    Float32 and float64 rows are read in place, and a float32 or float64 ``g_out`` is
+    written in place, all kept rows in one call; otherwise blocks of rows are converted
+    to float64 and their float64 gradient rows handed to ``sink``.
+    """
+    kern = _numba_kernel()
+    n, vocab = idx.size, zr.shape[1]
+    stats, status = np.zeros((n, 4)), np.zeros(n, dtype=np.int8)
+    tk = np.asarray(t[idx], dtype=np.int64)
+    in_place = zr.dtype in _FAST_INPUTS
+    g_in_place = on_grad is None and (g_out is None or g_out.dtype in _FAST_INPUTS)
+    whole = in_place and g_in_place  # nothing to convert or buffer: every row in one call
+    blocks = [slice(0, n)] if whole else _row_blocks(n, vocab, block_elements)
+    z = np.asarray(zr)
+    no_grad = np.zeros((0, vocab))
+    for b in blocks:
+        rows = idx[b]
+        if rows.size == 0:
+            continue
+        local = np.arange(rows.size, dtype=np.int64)
+        zb, zrows = (z, rows) if in_place else (z[rows].astype(np.float64), local)
+        if g_in_place:
+            gb, grows = (no_grad if g_out is None else g_out), rows
+        else:
+            gb, grows = np.empty((rows.size, vocab)), local
+        kern.token_rows(zb, zrows, tk[b], float(n), gb, grows, stats[b], status[b])
+        if not g_in_place:
+            sink(rows, gb)
+    with np.errstate(all="ignore"):
+        logs = _dd.log1p((stats[:, 0], stats[:, 1]))
+        hi, lo = _neg_log(logs, stats[:, 2], stats[:, 3])
+    hi = np.where(status == kern.BAD, np.nan, hi)
+    return _dd_mean(hi, lo, n)
+
+
+def _neg_log(logs: tuple[np.ndarray, np.ndarray], d: np.ndarray, e: np.ndarray):
+    """``-log p = log S - (d + e)`` as a double-double, as
+    :meth:`xentcheck.reference.softmax._Rows.neg_log_p_at` forms it."""
+    hi, lo = _two_sum(logs[0], -d)
+    return hi, np.where(np.isfinite(hi), lo + (logs[1] - e), 0.0)
