@@ -77,7 +77,13 @@ def test_sigkill_at_random_moments_then_resume_loses_and_duplicates_nothing(suit
         args = ("--jobs", "2", *(("--resume",) if attempt else ()))
         proc = subprocess.Popen(_cmd(d / "cases", out, *args), stderr=subprocess.DEVNULL)
         if attempt < 3:
-            time.sleep(rng.uniform(0.1, 0.9) * seconds)
+            # a kill before the run wrote its manifest leaves nothing to resume (and --resume
+            # says so, exit 2: tested below), so the random moment falls after it
+            manifest = out.with_name(out.name + ".parts") / "run.json"
+            deadline = time.monotonic() + 120
+            while not manifest.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.8) * seconds)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()

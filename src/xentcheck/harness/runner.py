@@ -193,7 +193,10 @@ def run(
     else:
         shutil.rmtree(parts_dir, ignore_errors=True)
         parts_dir.mkdir(parents=True)
-        (parts_dir / "run.json").write_text(json.dumps(manifest, indent=1))
+        # written whole or not at all: a run killed here leaves nothing half-written to resume
+        tmp = parts_dir / "run.json.tmp"
+        tmp.write_text(json.dumps(manifest, indent=1))
+        os.replace(tmp, parts_dir / "run.json")
     previous = read_parts(parts_dir)
     reuse = None
     if cache is not None:
