@@ -20,22 +20,15 @@ import pytest
 import yaml
 
 from tests.known.table import EXAMPLES, Example
+from xentcheck.adapters import REQUIRES
 from xentcheck.known import Finding, Known, entries, explain
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN_DIR = ROOT / "src" / "xentcheck" / "known"
 
-#: framework -> the modules it needs (absent: its examples skip)
-NEEDS = {
-    "torch": ("torch",),
-    "onnxruntime": ("onnxruntime", "onnx"),
-    "tensorflow": ("tensorflow", "keras"),
-    "tensorflow-xla": ("tensorflow", "keras"),
-    "keras-torch": ("keras", "torch"),
-    "jax": ("jax", "optax"),
-}
-MARKS = {"torch": "torch", "tensorflow": "tensorflow", "tensorflow-xla": "tensorflow",
-         "keras-torch": "torch", "jax": "jax"}  # fmt: skip
+#: the frameworks the examples run on (each marked by its name: tests/conftest.py skips a
+#: framework's tests, with the reason, when the modules adapters.REQUIRES names are absent)
+FRAMEWORKS = list(dict.fromkeys(ex.framework for ex in EXAMPLES))
 
 
 def _all_entries() -> dict[str, list[Known]]:
@@ -71,7 +64,7 @@ class Runs:
         self.stderr: dict[str, str] = {}
 
     def rows(self, framework: str) -> list[dict]:
-        missing = [m for m in NEEDS[framework] if importlib.util.find_spec(m) is None]
+        missing = [m for m in REQUIRES[framework] if importlib.util.find_spec(m) is None]
         if missing:
             pytest.skip(f"{framework} needs {', '.join(missing)}, not installed")
         if framework not in self.done:
@@ -100,8 +93,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 
 def _params(examples: list[Example]) -> list:
     return [
-        pytest.param(ex, id=ex.id, marks=[getattr(pytest.mark, MARKS[ex.framework])]
-                     if ex.framework in MARKS else [])
+        pytest.param(ex, id=ex.id, marks=[getattr(pytest.mark, ex.framework)])
         for ex in examples
     ]  # fmt: skip
 
@@ -162,8 +154,9 @@ def test_the_entry_does_not_explain_other_numbers(runs: Runs, ex: Example) -> No
         assert k is None or k.id != ex.id
 
 
-@pytest.mark.parametrize("framework", [pytest.param(fw, marks=[getattr(pytest.mark, MARKS[fw])]
-                                                    if fw in MARKS else []) for fw in NEEDS])  # fmt: skip
+@pytest.mark.parametrize(
+    "framework", [pytest.param(fw, marks=[getattr(pytest.mark, fw)]) for fw in FRAMEWORKS]
+)
 def test_no_predicate_raises_on_a_real_row(runs: Runs, framework: str) -> None:
     """Every entry of the framework judges every finding of its runs without raising."""
     judged = 0
