@@ -24,6 +24,8 @@ from xentcheck.known import (
     not_reproduced,
     predicate_errors,
 )
+from xentcheck.report.model import merge
+from xentcheck.report.page import page_data
 
 
 def _reads_logits(f: Finding) -> bool:
@@ -121,3 +123,6 @@ def test_a_run_keeps_the_row_unexplained_and_says_why(monkeypatch, capsys, tmp_p
         {"id": "test-broken-entry", "framework": "torch", "error": "KeyError: 'logits'",
          "rows": broken}
     ]  # fmt: skip
+    # ... and the report lists it among the broken entries
+    page = page_data(merge([(str(out), headers, read)]), with_inputs=False, with_repro=False)
+    assert page["brokenKnown"] == predicate_errors(read)

@@ -29,7 +29,7 @@ def _row(fw, status, dtype, ulp, **extra):
 def report(tmp_path):
     rows = [
         {"kind": "run", "xentcheck_version": "0", "cases_digest": "d" * 64, "frameworks": {}},
-        _row("torch", "mismatch", "float16", 7.0),
+        _row("torch", "mismatch", "float16", 7.0, known_errors=[{"id": XSS, "error": XSS}]),
         _row("jax", "pass", "float32", 0.5),
     ]
     res = tmp_path / "r.jsonl"
@@ -52,6 +52,8 @@ def test_page_escapes_filters_and_drills_down(report):
         s.page.goto(report.as_uri())
         s.page.wait_for_selector("html[data-ready='1']")
         assert s.page.evaluate("window.__xss === undefined")
+        broken = s.page.locator("#broken-known li")  # an entry whose predicate raised
+        assert broken.count() == 1 and XSS in broken.inner_text()
         assert s.page.locator("#shown").inner_text().startswith("2 of 2")
         s.page.locator("[data-facet=status] .chip[data-value=pass]").click()
         assert s.page.locator("#shown").inner_text().startswith("1 of 2")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from xentcheck import __version__
+from xentcheck.known import predicate_errors
 from xentcheck.report import sources
 from xentcheck.report.model import (
     DETAILED,
@@ -318,6 +319,7 @@ def page_data(
         "repro": repro,
         "reproNote": repro_note,
         "notReproduced": _not_reproduced(headers, rows),
+        "brokenKnown": predicate_errors(rows),
         "baseline": None,
     }
     if change_col is not None:

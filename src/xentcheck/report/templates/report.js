@@ -170,6 +170,13 @@
     });
     h.append(t);
     if (D.replaced) h.append(el("p", { cls: "muted small", text: D.replaced + " results appeared in more than one file; the last file's result is shown." }));
+    if (D.brokenKnown && D.brokenKnown.length) {
+      h.append(el("h3", { text: "Documented differences whose predicate raised (" + D.brokenKnown.length + ")" }),
+        el("p", { cls: "small muted", text: "These entries are broken (a bug, or an API they rely on changed): the rows they could not judge stay unexplained and name them in known_errors." }));
+      const ul = el("ul", { cls: "small", id: "broken-known" });
+      for (const k of D.brokenKnown) ul.append(el("li", null, el("code", { text: String(k.id) }), " (" + k.framework + ", " + k.rows + " rows): " + k.error));
+      h.append(ul);
+    }
     if (D.notReproduced && D.notReproduced.length) {
       h.append(el("h3", { text: "Documented differences that no longer reproduce (" + D.notReproduced.length + ")" }),
         el("p", { cls: "small muted", text: "Entries that apply to the run's versions and whose APIs ran, but that explained no result. Exact for a run of the whole shipped suite; a run of part of it may simply leave out an entry's triggering case." }));
