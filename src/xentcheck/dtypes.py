@@ -25,14 +25,12 @@ _NUMPY: dict[str, np.dtype] = {
 
 def numpy_dtype(name: str) -> np.dtype:
     """The NumPy dtype for a canonical dtype name (bfloat16 from ml_dtypes)."""
-    if name == "bfloat16" and name not in _NUMPY:
+    _check_name(name)
+    if name not in _NUMPY:  # bfloat16, on first use
         import ml_dtypes
 
         _NUMPY[name] = np.dtype(ml_dtypes.bfloat16)
-    try:
-        return _NUMPY[name]
-    except KeyError:
-        raise ValueError(f"unknown dtype {name!r}; use one of {', '.join(FLOAT_DTYPES)}") from None
+    return _NUMPY[name]
 
 
 def _check_name(name: str) -> None:
