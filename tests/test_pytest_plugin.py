@@ -15,6 +15,7 @@ import pytest
 # (libyaml's parser, jaxlib) does not survive being imported twice, so load them here
 import xentcheck.harness.cases
 import xentcheck.harness.worker
+from xentcheck.harness.errors import CaseError
 
 pytest.importorskip("torch")
 
@@ -209,12 +210,16 @@ def test_opt_in_without_paths_runs_the_shipped_suite(
     work = pytester.mkdir("work")
     (work / "exp.yaml").write_text(PLUS_INF, encoding="utf-8")  # not a case path
     monkeypatch.chdir(work)
-    monkeypatch.setattr(xentcheck.harness.cases, "shipped_suite", lambda: suite, raising=False)
+    monkeypatch.setattr(xentcheck.harness.cases, "shipped_suite", lambda: suite)
     result = pytester.runpytest("--collect-only", "-q", "--xentcheck", *TORCH[2:])
     ids = _ids(result)
     assert len(ids) == 8 and all("small.yaml::small::" in i for i in ids), result.outlines
-    # an xentcheck without a shipped suite says what to do instead
-    monkeypatch.delattr(xentcheck.harness.cases, "shipped_suite", raising=False)
+
+    # an install without its shipped suite (shipped_suite raises) says what to do instead
+    def no_suite():
+        raise CaseError("xentcheck/suite", None, "no shipped suite in this install")
+
+    monkeypatch.setattr(xentcheck.harness.cases, "shipped_suite", no_suite)
     result = pytester.runpytest("--collect-only", "--xentcheck", *TORCH[2:])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*no case paths named*--xentcheck-cases PATH*"])

@@ -197,13 +197,12 @@ def case_paths(config: pytest.Config) -> list[Path] | None:
 
 def _shipped_suite() -> Path:
     """The suite installed with xentcheck (``xentcheck.harness.cases.shipped_suite``)."""
+    from xentcheck.harness.cases import shipped_suite
     from xentcheck.harness.errors import CaseError
 
     try:
-        from xentcheck.harness.cases import shipped_suite
-
         return shipped_suite()
-    except (ImportError, CaseError) as exc:
+    except CaseError as exc:
         raise pytest.UsageError(
             f"xentcheck: no case paths named and no shipped suite here ({exc}); name "
             "them: pytest --xentcheck-cases PATH (or the ini key xentcheck_cases)"
