@@ -99,10 +99,7 @@ def reference_digest() -> str:
     import xentcheck.reference as ref
 
     root = Path(ref.__file__).parent
-    h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
-        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
+    return sources_digest({f.relative_to(root).as_posix(): f for f in root.rglob("*.py")})
 
 
 # ------------------------------------------------------------------ sources, without importing
@@ -184,7 +181,7 @@ def source_closure(roots: Iterable[str]) -> tuple[dict[str, Path], set[str]]:
 
 
 def sources_digest(files: dict[str, Path]) -> str:
-    """SHA-256 over the module names and bytes of ``files``."""
+    """SHA-256 over the names (module names, or relative paths) and bytes of ``files``."""
     h = hashlib.sha256()
     for name in sorted(files):
         h.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
