@@ -25,12 +25,14 @@ _NUMPY: dict[str, np.dtype] = {
 
 def numpy_dtype(name: str) -> np.dtype:
     """The NumPy dtype for a canonical dtype name (bfloat16 from ml_dtypes)."""
-    _check_name(name)
-    if name not in _NUMPY:  # bfloat16, on first use
+    if name == "bfloat16" and name not in _NUMPY:
         import ml_dtypes
 
         _NUMPY[name] = np.dtype(ml_dtypes.bfloat16)
-    return _NUMPY[name]
+    try:
+        return _NUMPY[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; use one of {', '.join(FLOAT_DTYPES)}") from None
 
 
 def _check_name(name: str) -> None:
