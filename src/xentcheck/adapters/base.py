@@ -140,6 +140,9 @@ class Framework:
     case_tags:   when set, the framework runs only instances of cases carrying one of these
                  tags (a costly execution mode such as ``torch.compile`` runs a chosen
                  subset of the suite); None runs every case.
+    snippet(api, call): a short standalone Python script making the call of API ``api``
+                 on ``call`` as a user would, giving the row's numbers bit for bit (its
+                 variables ``value`` and ``grads``); None when the adapter writes none.
     """
 
     name: str
@@ -150,6 +153,7 @@ class Framework:
     unsupported_reason: Callable[[BaseException], str | None] = lambda exc: None
     setup: Callable[[], None] = lambda: None
     case_tags: frozenset[str] | None = None
+    snippet: Callable[[str, Call], str] | None = None
 
     def apis_for(self, loss: str) -> list[Api]:
         return [a for a in self.apis if a.loss == loss]

@@ -28,7 +28,7 @@ from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported  #
 from xentcheck.adapters.jax_adapter import enable_compile_cache  # noqa: E402
 from xentcheck.adapters.keras_apis import Builder, keras_apis, keras_versions  # noqa: E402
 from xentcheck.dtypes import numpy_dtype  # noqa: E402
-from xentcheck.harness.results import cpu_name  # noqa: E402
+from xentcheck.host import cpu_name  # noqa: E402
 
 if keras.backend.backend() != "jax":
     raise ImportError(

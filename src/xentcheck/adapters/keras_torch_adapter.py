@@ -25,7 +25,7 @@ from xentcheck.adapters import torch_adapter
 from xentcheck.adapters.base import Api, Call, Framework, Output
 from xentcheck.adapters.keras_apis import Builder, keras_apis, keras_versions
 from xentcheck.adapters.torch_adapter import _gpu_missing_reason
-from xentcheck.harness.results import cpu_name
+from xentcheck.host import cpu_name
 
 if keras.backend.backend() != "torch":
     raise ImportError(
@@ -43,7 +43,7 @@ def _keras_device(device: torch.device):
 def execute(call: Call, build: Builder) -> Output:
     """Value and ``torch.autograd.grad`` of ``build`` on the call's inputs, as float64:
     the torch adapter's runner, with the Keras ops placed on the call's device."""
-    return torch_adapter._execute(call, build, around=_keras_device)
+    return torch_adapter._execute(call, lambda t: build(t, call), around=_keras_device)
 
 
 def make_api(name: str, loss: str, build: Builder, applies, doc: str) -> Api:

@@ -42,7 +42,7 @@ from onnx import TensorProto, helper
 
 from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported
 from xentcheck.dtypes import numpy_dtype
-from xentcheck.harness.results import cpu_name
+from xentcheck.host import cpu_name
 
 __all__ = ["APIS", "FRAMEWORK", "OPSET"]
 

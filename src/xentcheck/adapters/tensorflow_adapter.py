@@ -63,7 +63,7 @@ from xentcheck.adapters.keras_apis import (
     _reject,
     _smoothing,
 )
-from xentcheck.harness.results import cpu_name
+from xentcheck.host import cpu_name
 
 if keras.backend.backend() != "tensorflow":  # keras imported earlier with another backend
     raise ImportError(

@@ -24,17 +24,25 @@ import platform
 import re
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported
-from xentcheck.harness.results import cpu_name
+from xentcheck.adapters.declare import (
+    Construct,
+    Declaration,
+    Function,
+    Recipe,
+    apis,
+    array_literal,
+    param,
+    snippets,
+)
+from xentcheck.host import cpu_name
 
-__all__ = ["FRAMEWORK"]
+__all__ = ["APIS", "DECLARATIONS", "FRAME", "FRAMEWORK"]
 
 _DTYPES: dict[str, torch.dtype] = {
     "float64": torch.float64,
@@ -43,11 +51,7 @@ _DTYPES: dict[str, torch.dtype] = {
     "bfloat16": torch.bfloat16,
 }
 
-#: torch's default ``ignore_index`` of cross_entropy / nll_loss
-_TORCH_IGNORE_INDEX = -100
-
 Tensors = Mapping[str, torch.Tensor]
-Builder = Callable[[Tensors, Call], torch.Tensor]
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -91,13 +95,14 @@ def _dtype_name(t: torch.Tensor) -> str:
 
 def _execute(
     call: Call,
-    build: Builder,
+    fn: Callable[[Tensors], torch.Tensor],
     around: Callable[[torch.device], contextlib.AbstractContextManager] | None = None,
 ) -> Output:
-    """Build the tensors of ``call``, run ``build`` and take the VJP with the cotangent.
+    """Build the tensors of ``call``, run ``fn`` on them and take the VJP with the cotangent.
 
-    ``around(device)``, when given, is a context the call of ``build`` runs in (Keras on
-    torch places its ops with ``keras.device``).
+    ``around(device)``, when given, is a context the call of ``fn`` runs in (Keras on
+    torch places its ops with ``keras.device``). UserWarnings of the call (kl_div's "'mean'
+    divides by the element count") are not results and are dropped.
     """
     device = _device(call)
     dtype = _dtype(call)
@@ -111,8 +116,10 @@ def _execute(
             t.requires_grad_(True)
             leaves[name] = t
         tensors[name] = t
-    with around(device) if around is not None else contextlib.nullcontext():
-        value = build(tensors, call)
+    place = around(device) if around is not None else contextlib.nullcontext()
+    with place, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        value = fn(tensors)
     out = Output(value=_numpy(value), out_dtype=_dtype_name(value))
     if not leaves or not value.requires_grad:
         return out
@@ -135,7 +142,39 @@ def _execute(
     return out
 
 
-def _check_gpu_labels(call: Call, target: torch.Tensor, classes: int, ignore_index: int) -> None:
+class TorchFrame:
+    """Snippets that hold inputs and take gradients as :func:`_execute` does."""
+
+    imports = "import numpy as np\nimport torch"
+
+    def input(self, name: str, array: np.ndarray, call: Call) -> str:
+        a = np.asarray(array)
+        device = ", device='cuda'" if call.device == "gpu" else ""
+        if a.dtype.kind in "biu":
+            return f"{name} = torch.tensor({array_literal(a)}{device})"
+        grad = ".requires_grad_()" if name in call.grad_inputs else ""
+        return f"{name} = torch.tensor({array_literal(a)}{device}).to(torch.{call.dtype}){grad}"
+
+    def program(self, expression: str, call: Call) -> str:
+        lines = [f"loss = {expression}", "value = loss.detach().cpu().double().numpy()"]
+        names = [n for n in call.grad_inputs if n in call.inputs]
+        if names:
+            lines += [
+                f"cotangent = torch.tensor({array_literal(np.asarray(call.cotangent))})",
+                f"d = torch.autograd.grad(loss, [{', '.join(names)}], "
+                "cotangent.to(loss.device, loss.dtype), allow_unused=True)",
+                f"grads = {{k: g.cpu().double().numpy() for k, g in zip({names!r}, d) if g is not None}}",
+            ]
+        else:
+            lines.append("grads = {}")
+        lines += ['print("value", value)', 'print("grads", grads)']
+        return "\n".join(lines)
+
+
+FRAME = TorchFrame()
+
+
+def _check_gpu_labels(target: torch.Tensor, classes: int, ignore_index: int) -> None:
     """On CUDA an out-of-range label trips a device-side assert that poisons the context.
 
     Every later call of the worker would then fail, so such an instance is not run on the
@@ -158,142 +197,32 @@ def _classes(x: torch.Tensor) -> int:
 
 def _ignore_index(call: Call) -> int:
     """The ignore index torch applies: the case's when set, else torch's default."""
-    return int(call.params["ignore_index"]) if call.is_set("ignore_index") else _TORCH_IGNORE_INDEX
+    return int(call.params["ignore_index"]) if call.is_set("ignore_index") else TORCH_IGNORE_INDEX
 
 
-def _weights(t: Tensors, call: Call, *names: str) -> dict[str, torch.Tensor]:
-    """The optional weight inputs among ``names`` that the case gave, as keywords."""
-    return {n: t[n] for n in names if call.is_set(n)}
+def _labels_guard(x: str, ignore: bool = True) -> Callable[[Call, Tensors], None]:
+    """The CUDA guard of an API taking class indices next to input ``x``."""
+
+    def guard(call: Call, t: Tensors) -> None:
+        target = t["target"]
+        if target.is_floating_point():
+            return
+        if x == "logits" and t[x].dim() == 3 and call.loss in ("token_cross_entropy", "perplexity"):
+            if call.is_set("mask"):
+                target = target.masked_fill(~t["mask"], _ignore_index(call))
+            _check_gpu_labels(target, t[x].shape[-1], _ignore_index(call))
+            return
+        _check_gpu_labels(
+            target, _classes(t[x]), _ignore_index(call) if ignore else TORCH_IGNORE_INDEX
+        )
+
+    return guard
 
 
-def _api(name: str, loss: str, build: Builder, applies=None, doc: str = "") -> Api:
-    def run(call: Call) -> Output:
-        return _execute(call, build)
-
-    run.__name__ = f"run_{name}"
-    if applies is None:
-        return Api(name=name, loss=loss, run=run, doc=doc)
-    return Api(name=name, loss=loss, run=run, applies=applies, doc=doc)
-
-
-def _integer_target(call: Call) -> bool:
-    return call.integer_target
-
-
-def _probability_target(call: Call) -> bool:
-    return not call.integer_target
-
-
-# --------------------------------------------------------------------- softmax family
-
-
-def _ce_args(t: Tensors, call: Call) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    logits, target = t["logits"], t["target"]
-    kw = call.kwargs(("ignore_index", "label_smoothing", "reduction")) | _weights(t, call, "weight")
-    if not target.is_floating_point():
-        _check_gpu_labels(call, target, _classes(logits), _ignore_index(call))
-    return logits, target, kw
-
-
-def _cross_entropy(t: Tensors, call: Call) -> torch.Tensor:
-    logits, target, kw = _ce_args(t, call)
-    return F.cross_entropy(logits, target, **kw)
-
-
-def _cross_entropy_module(t: Tensors, call: Call) -> torch.Tensor:
-    logits, target, kw = _ce_args(t, call)
-    return nn.CrossEntropyLoss(**kw)(logits, target)
-
-
-def _nll_args(t: Tensors, call: Call) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    log_probs, target = t["log_probs"], t["target"]
-    kw = call.kwargs(("ignore_index", "reduction")) | _weights(t, call, "weight")
-    _check_gpu_labels(call, target, _classes(log_probs), _ignore_index(call))
-    return log_probs, target, kw
-
-
-def _nll(t: Tensors, call: Call) -> torch.Tensor:
-    log_probs, target, kw = _nll_args(t, call)
-    return F.nll_loss(log_probs, target, **kw)
-
-
-def _nll_module(t: Tensors, call: Call) -> torch.Tensor:
-    log_probs, target, kw = _nll_args(t, call)
-    return nn.NLLLoss(**kw)(log_probs, target)
-
-
-def _categorical_nll_log(t: Tensors, call: Call) -> torch.Tensor:
-    """The user recipe for probabilities and class indices: ``nll_loss(torch.log(p), y)``."""
-    probs, target = t["probs"], t["target"]
-    _check_gpu_labels(call, target, _classes(probs), _TORCH_IGNORE_INDEX)
-    return F.nll_loss(torch.log(probs), target, **call.kwargs(("reduction",)))
-
-
-def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "mean":
-        return loss.mean()
-    raise ValueError(f"{reduction} is not a valid value for reduction")
-
-
-def _categorical_soft(t: Tensors, call: Call) -> torch.Tensor:
-    """The user recipe for probabilities and probability targets:
-    ``-(target * torch.log(probs)).sum(dim=1)``, then the reduction (mean over the rest)."""
-    probs, target = t["probs"], t["target"]
-    return _reduce(-(target * torch.log(probs)).sum(dim=1), call.params.get("reduction", "mean"))
-
-
-def _softmax(t: Tensors, call: Call) -> torch.Tensor:
-    return F.softmax(t["x"], dim=call.params["axis"])
-
-
-def _softmax_module(t: Tensors, call: Call) -> torch.Tensor:
-    return nn.Softmax(dim=call.params["axis"])(t["x"])
-
-
-def _log_softmax(t: Tensors, call: Call) -> torch.Tensor:
-    return F.log_softmax(t["x"], dim=call.params["axis"])
-
-
-def _log_softmax_module(t: Tensors, call: Call) -> torch.Tensor:
-    return nn.LogSoftmax(dim=call.params["axis"])(t["x"])
-
-
-def _logsumexp(t: Tensors, call: Call) -> torch.Tensor:
-    return torch.logsumexp(t["x"], dim=call.params["axis"])
-
-
-# ------------------------------------------------------------------------ token losses
-
-
-def _token_ce(t: Tensors, call: Call) -> torch.Tensor:
-    """The usual language-model recipe: flatten to ``[B*T, V]`` and let ``cross_entropy``
-    drop padding: masked positions get the ignore index (``-100`` unless set)."""
-    logits, target = t["logits"], t["target"]
-    kw = call.kwargs(("ignore_index",))
-    ignore = _ignore_index(call)
-    if call.is_set("mask"):
-        target = target.masked_fill(~t["mask"], ignore)
-    vocab = logits.shape[-1]
-    _check_gpu_labels(call, target, vocab, ignore)
-    return F.cross_entropy(logits.reshape(-1, vocab), target.reshape(-1), **kw)
-
-
-def _perplexity(t: Tensors, call: Call) -> torch.Tensor:
-    return torch.exp(_token_ce(t, call))
-
-
-# ---------------------------------------------------------------------- binary family
-
-
-def _check_gpu_unit_interval(t: Tensors) -> None:
+def _unit_interval_guard(call: Call, t: Tensors) -> None:
     """On CUDA, binary_cross_entropy asserts ``0 <= x <= 1`` inside the kernel: a
     device-side assert that poisons the context (the CPU raises a RuntimeError)."""
-    probs = t["probs"]
-    if probs.device.type != "cuda":
+    if t["probs"].device.type != "cuda":
         return
     for name in ("probs", "target"):
         x = t[name].detach()
@@ -304,42 +233,53 @@ def _check_gpu_unit_interval(t: Tensors) -> None:
             )
 
 
-def _bce_args(t: Tensors, call: Call) -> dict[str, Any]:
-    return call.kwargs(("reduction",)) | _weights(t, call, "weight")
+# ------------------------------------------------------------------------ user recipes
+# Where torch has no API for a loss: the code a user writes, run as it is and shown in
+# snippets as it is (so these read as user code: plain names, torch ops only).
+
+#: torch's default ``ignore_index`` of cross_entropy / nll_loss
+TORCH_IGNORE_INDEX = -100
 
 
-def _bce(t: Tensors, call: Call) -> torch.Tensor:
-    _check_gpu_unit_interval(t)
-    return F.binary_cross_entropy(t["probs"], t["target"], **_bce_args(t, call))
+def reduce_loss(loss, reduction):
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "mean":
+        return loss.mean()
+    raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
-def _bce_module(t: Tensors, call: Call) -> torch.Tensor:
-    _check_gpu_unit_interval(t)
-    return nn.BCELoss(**_bce_args(t, call))(t["probs"], t["target"])
+def nll_of_log(probs, target, **kwargs):
+    """Probabilities and class indices: ``nll_loss(torch.log(probs), target)``."""
+    return F.nll_loss(torch.log(probs), target, **kwargs)
 
 
-def _bce_logits_args(t: Tensors, call: Call) -> dict[str, Any]:
-    return _bce_args(t, call) | _weights(t, call, "pos_weight")
+def soft_categorical(probs, target, reduction):
+    """Probabilities and probability targets: ``-(target * log(probs)).sum(dim=1)``."""
+    return reduce_loss(-(target * torch.log(probs)).sum(dim=1), reduction)
 
 
-def _bce_logits(t: Tensors, call: Call) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(t["logits"], t["target"], **_bce_logits_args(t, call))
+def token_cross_entropy(logits, target, mask=None, **kwargs):
+    """The usual language-model recipe: flatten to ``[B*T, V]`` and let ``cross_entropy``
+    drop padding: masked positions get the ignore index (``-100`` unless given)."""
+    if mask is not None:
+        target = target.masked_fill(~mask, kwargs.get("ignore_index", TORCH_IGNORE_INDEX))
+    vocab = logits.shape[-1]
+    return F.cross_entropy(logits.reshape(-1, vocab), target.reshape(-1), **kwargs)
 
 
-def _bce_logits_module(t: Tensors, call: Call) -> torch.Tensor:
-    return nn.BCEWithLogitsLoss(**_bce_logits_args(t, call))(t["logits"], t["target"])
+def perplexity(logits, target, mask=None, **kwargs):
+    return torch.exp(token_cross_entropy(logits, target, mask, **kwargs))
 
 
-def _focal(t: Tensors, call: Call) -> torch.Tensor:
+def sigmoid_focal_loss(inputs, targets, alpha, gamma, reduction):
     """torchvision.ops.sigmoid_focal_loss (torchvision 0.2x), written out in torch ops as a
-    user without torchvision would copy it. Its default reduction is ``none``, so the
-    reduction is always passed (the registry's default is ``mean``)."""
-    inputs, targets = t["logits"], t["target"]
-    alpha = call.params.get("alpha", 0.25)
-    # no alpha weighting: torchvision's way to say it is alpha=-1 ("-1 for ignore")
+    user without torchvision would copy it; ``alpha=None`` is no alpha weighting
+    (torchvision's ``alpha=-1``)."""
     alpha = -1.0 if alpha is None else float(alpha)
-    gamma = float(call.params.get("gamma", 2.0))
-    reduction = call.params.get("reduction", "mean")
+    gamma = float(gamma)
     p = torch.sigmoid(inputs)
     ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
     p_t = p * targets + (1 - p) * (1 - targets)
@@ -358,92 +298,91 @@ def _focal(t: Tensors, call: Call) -> torch.Tensor:
     )
 
 
-def _sigmoid(t: Tensors, call: Call) -> torch.Tensor:
-    return torch.sigmoid(t["x"])
+# ------------------------------------------------------------------------------ table
 
-
-def _sigmoid_module(t: Tensors, call: Call) -> torch.Tensor:
-    return nn.Sigmoid()(t["x"])
-
-
-def _log_sigmoid(t: Tensors, call: Call) -> torch.Tensor:
-    return F.logsigmoid(t["x"])
-
-
-def _log_sigmoid_module(t: Tensors, call: Call) -> torch.Tensor:
-    return nn.LogSigmoid()(t["x"])
-
-
-# -------------------------------------------------------------------------------- KL
-
-
-def _kl_args(call: Call) -> dict[str, Any]:
-    return call.kwargs(("reduction", "log_target"))
-
-
-def _kl(t: Tensors, call: Call) -> torch.Tensor:
-    with warnings.catch_warnings():  # the "'mean' divides by the element count" warning
-        warnings.simplefilter("ignore", UserWarning)
-        return F.kl_div(t["input"], t["target"], **_kl_args(call))
-
-
-def _kl_module(t: Tensors, call: Call) -> torch.Tensor:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return nn.KLDivLoss(**_kl_args(call))(t["input"], t["target"])
-
-
-# ------------------------------------------------------------------------------ APIs
-
+_CE_KW = {n: n for n in ("ignore_index", "label_smoothing", "reduction", "weight")}
+_NLL_KW = {n: n for n in ("ignore_index", "reduction", "weight")}
+_BCE_KW = {"reduction": "reduction", "weight": "weight"}
+_BCE_LOGITS_KW = _BCE_KW | {"pos_weight": "pos_weight"}
+_KL_KW = {"reduction": "reduction", "log_target": "log_target"}
+_DIM = {"dim": param("axis")}
+_TOKEN_KW = {"mask": "mask", "ignore_index": "ignore_index"}
 _TOKEN_RECIPE = "torch.nn.functional.cross_entropy+view(-1,V)+masked_fill(ignore_index)"
 
-APIS: list[Api] = [
-    _api("torch.nn.functional.cross_entropy", "softmax_cross_entropy", _cross_entropy),
-    _api("torch.nn.CrossEntropyLoss", "softmax_cross_entropy", _cross_entropy_module),
-    _api(
-        "torch.nn.functional.nll_loss+torch.log",
-        "categorical_cross_entropy",
-        _categorical_nll_log,
-        applies=_integer_target,
-        doc="class indices: nll_loss(torch.log(probs), target)",
-    ),
-    _api(
-        "torch.sum(-target*torch.log(probs),dim=1)",
-        "categorical_cross_entropy",
-        _categorical_soft,
-        applies=_probability_target,
-        doc="probability targets: -(target * torch.log(probs)).sum(dim=1), then mean/sum",
-    ),
-    _api("torch.nn.functional.nll_loss", "nll", _nll),
-    _api("torch.nn.NLLLoss", "nll", _nll_module),
-    _api("torch.nn.functional.binary_cross_entropy", "binary_cross_entropy", _bce),
-    _api("torch.nn.BCELoss", "binary_cross_entropy", _bce_module),
-    _api(
-        "torch.nn.functional.binary_cross_entropy_with_logits",
-        "binary_cross_entropy_with_logits",
-        _bce_logits,
-    ),
-    _api("torch.nn.BCEWithLogitsLoss", "binary_cross_entropy_with_logits", _bce_logits_module),
-    _api("torch.nn.functional.kl_div", "kl_divergence", _kl),
-    _api("torch.nn.KLDivLoss", "kl_divergence", _kl_module),
-    _api(
-        "torchvision.ops.sigmoid_focal_loss+torch-ops-recipe",
-        "sigmoid_focal_loss",
-        _focal,
-        doc="torchvision is not installed: its formula written out in torch ops",
-    ),
-    _api(_TOKEN_RECIPE, "token_cross_entropy", _token_ce),
-    _api(f"torch.exp({_TOKEN_RECIPE})", "perplexity", _perplexity),
-    _api("torch.nn.functional.softmax", "softmax", _softmax),
-    _api("torch.nn.Softmax", "softmax", _softmax_module),
-    _api("torch.nn.functional.log_softmax", "log_softmax", _log_softmax),
-    _api("torch.nn.LogSoftmax", "log_softmax", _log_softmax_module),
-    _api("torch.logsumexp", "logsumexp", _logsumexp),
-    _api("torch.sigmoid", "sigmoid", _sigmoid),
-    _api("torch.nn.Sigmoid", "sigmoid", _sigmoid_module),
-    _api("torch.nn.functional.logsigmoid", "log_sigmoid", _log_sigmoid),
-    _api("torch.nn.LogSigmoid", "log_sigmoid", _log_sigmoid_module),
-]
+
+def _probability_target(call: Call) -> bool:
+    return not call.integer_target
+
+
+def _integer_target(call: Call) -> bool:
+    return call.integer_target
+
+
+D = Declaration
+DECLARATIONS: list[Declaration] = [
+    D("torch.nn.functional.cross_entropy", "softmax_cross_entropy",
+      Function("torch.nn.functional.cross_entropy", ("logits", "target"), _CE_KW),
+      guard=_labels_guard("logits")),
+    D("torch.nn.CrossEntropyLoss", "softmax_cross_entropy",
+      Construct("torch.nn.CrossEntropyLoss", ("logits", "target"), _CE_KW),
+      guard=_labels_guard("logits"), twin_of="torch.nn.functional.cross_entropy"),
+    D("torch.nn.functional.nll_loss+torch.log", "categorical_cross_entropy",
+      Recipe(nll_of_log, ("probs", "target"), {"reduction": "reduction"}),
+      applies=_integer_target, guard=_labels_guard("probs", ignore=False),
+      doc="class indices: nll_loss(torch.log(probs), target)"),
+    D("torch.sum(-target*torch.log(probs),dim=1)", "categorical_cross_entropy",
+      Recipe(soft_categorical, ("probs", "target"), always={"reduction": param("reduction", "mean")}),
+      applies=_probability_target,
+      doc="probability targets: -(target * torch.log(probs)).sum(dim=1), then mean/sum"),
+    D("torch.nn.functional.nll_loss", "nll",
+      Function("torch.nn.functional.nll_loss", ("log_probs", "target"), _NLL_KW),
+      guard=_labels_guard("log_probs")),
+    D("torch.nn.NLLLoss", "nll",
+      Construct("torch.nn.NLLLoss", ("log_probs", "target"), _NLL_KW),
+      guard=_labels_guard("log_probs"), twin_of="torch.nn.functional.nll_loss"),
+    D("torch.nn.functional.binary_cross_entropy", "binary_cross_entropy",
+      Function("torch.nn.functional.binary_cross_entropy", ("probs", "target"), _BCE_KW),
+      guard=_unit_interval_guard),
+    D("torch.nn.BCELoss", "binary_cross_entropy",
+      Construct("torch.nn.BCELoss", ("probs", "target"), _BCE_KW),
+      guard=_unit_interval_guard, twin_of="torch.nn.functional.binary_cross_entropy"),
+    D("torch.nn.functional.binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits",
+      Function("torch.nn.functional.binary_cross_entropy_with_logits", ("logits", "target"), _BCE_LOGITS_KW)),
+    D("torch.nn.BCEWithLogitsLoss", "binary_cross_entropy_with_logits",
+      Construct("torch.nn.BCEWithLogitsLoss", ("logits", "target"), _BCE_LOGITS_KW),
+      twin_of="torch.nn.functional.binary_cross_entropy_with_logits"),
+    D("torch.nn.functional.kl_div", "kl_divergence",
+      Function("torch.nn.functional.kl_div", ("input", "target"), _KL_KW)),
+    D("torch.nn.KLDivLoss", "kl_divergence",
+      Construct("torch.nn.KLDivLoss", ("input", "target"), _KL_KW),
+      twin_of="torch.nn.functional.kl_div"),
+    D("torchvision.ops.sigmoid_focal_loss+torch-ops-recipe", "sigmoid_focal_loss",
+      Recipe(sigmoid_focal_loss, ("logits", "target"),
+             always={k: param(k, d) for k, d in (("alpha", 0.25), ("gamma", 2.0), ("reduction", "mean"))}),
+      doc="torchvision is not installed: its formula written out in torch ops"),
+    D(_TOKEN_RECIPE, "token_cross_entropy",
+      Recipe(token_cross_entropy, ("logits", "target"), _TOKEN_KW), guard=_labels_guard("logits")),
+    D(f"torch.exp({_TOKEN_RECIPE})", "perplexity",
+      Recipe(perplexity, ("logits", "target"), _TOKEN_KW), guard=_labels_guard("logits")),
+    D("torch.nn.functional.softmax", "softmax", Function("torch.nn.functional.softmax", ("x",), always=_DIM)),
+    D("torch.nn.Softmax", "softmax", Construct("torch.nn.Softmax", ("x",), always=_DIM),
+      twin_of="torch.nn.functional.softmax"),
+    D("torch.nn.functional.log_softmax", "log_softmax",
+      Function("torch.nn.functional.log_softmax", ("x",), always=_DIM)),
+    D("torch.nn.LogSoftmax", "log_softmax", Construct("torch.nn.LogSoftmax", ("x",), always=_DIM),
+      twin_of="torch.nn.functional.log_softmax"),
+    D("torch.logsumexp", "logsumexp", Function("torch.logsumexp", ("x",), always=_DIM)),
+    D("torch.sigmoid", "sigmoid", Function("torch.sigmoid", ("x",))),
+    D("torch.nn.Sigmoid", "sigmoid", Construct("torch.nn.Sigmoid", ("x",)), twin_of="torch.sigmoid"),
+    D("torch.nn.functional.logsigmoid", "log_sigmoid", Function("torch.nn.functional.logsigmoid", ("x",))),
+    D("torch.nn.LogSigmoid", "log_sigmoid", Construct("torch.nn.LogSigmoid", ("x",)),
+      twin_of="torch.nn.functional.logsigmoid"),
+]  # fmt: skip
+
+#: dotted-path heads as a user imports them
+ALIASES: dict[str, str] = {}
+
+APIS: list[Api] = apis(DECLARATIONS, _execute, ALIASES)
 
 
 # ------------------------------------------------------------------------- framework
@@ -507,4 +446,5 @@ FRAMEWORK = Framework(
     gpu_missing_reason=_gpu_missing_reason,
     unsupported_reason=_unsupported_reason,
     setup=_setup,
+    snippet=snippets(DECLARATIONS, FRAME, _versions),
 )
