@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from xentcheck import __version__
 from xentcheck.harness.errors import CaseError, show
+from xentcheck.host import cpu_name
 
 #: the JSON kinds of values in results files, with the Python types ``json`` reads them as
 JSON_KINDS: dict[str, tuple[type, ...]] = {
@@ -56,17 +57,6 @@ def run_header(**extra: Any) -> dict[str, Any]:
         "python": sys.version.split()[0],
         **extra,
     }
-
-
-def cpu_name() -> str:
-    """The CPU model (from /proc/cpuinfo where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 class ResultWriter:
