@@ -57,7 +57,10 @@ def _small(instance: Instance) -> bool:
 
 
 def _instances() -> list[Instance]:
-    return [i for case in load_cases() for i in expand(case) if _small(i)]
+    """Small instances of the shipped suite, those with a golden (the value and gradient
+    paths) before those whose input must be rejected (the error path)."""
+    found = [i for case in load_cases() for i in expand(case) if _small(i)]
+    return sorted(found, key=lambda i: i.case.expect_error)
 
 
 def _calls(fw, api, instances: list[Instance]) -> Iterator[tuple[str, Call]]:

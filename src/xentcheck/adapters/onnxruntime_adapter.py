@@ -31,9 +31,7 @@ from __future__ import annotations
 import functools
 import platform
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import onnx
@@ -41,10 +39,11 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported
+from xentcheck.adapters.declare import Declaration, Graph, Node, apis, array_literal, snippets
 from xentcheck.dtypes import numpy_dtype
 from xentcheck.host import cpu_name
 
-__all__ = ["APIS", "FRAMEWORK", "OPSET"]
+__all__ = ["APIS", "DECLARATIONS", "FRAME", "FRAMEWORK", "OPSET"]
 
 #: the opset the graphs declare: SoftmaxCrossEntropyLoss-13 / NegativeLogLikelihoodLoss-13
 #: (bfloat16-capable definitions), Softmax-13, ReduceLogSumExp with an ``axes`` attribute
@@ -64,49 +63,30 @@ _NO_GRADS = (
     "(training needs onnxruntime-training, a separate build)"
 )
 
-
-# --------------------------------------------------------------------------- graphs
-
-
-@dataclass(frozen=True)
-class Graph:
-    """What one ONNX model computes: its nodes and the inputs they read.
-
-    nodes:   (op_type, inputs, outputs, attributes as sorted items) per node; the graph's
-             output is named ``out``.
-    inputs:  (name, kind) per graph input: ``float`` (the dtype under test) or ``int64``.
-    """
-
-    nodes: tuple[tuple[str, tuple[str, ...], tuple[str, ...], tuple[tuple[str, Any], ...]], ...]
-    inputs: tuple[tuple[str, str], ...]
+Tensors = Mapping[str, np.ndarray]
+Nodes = tuple[list[onnx.NodeProto], dict[str, np.ndarray]]
 
 
-def _node(op: str, inputs: list[str], outputs: list[str], **attrs: Any):
-    return (op, tuple(inputs), tuple(outputs), tuple(sorted(attrs.items())))
+# --------------------------------------------------------------------------- plumbing
 
 
-def _model(graph: Graph, dtype: str, ranks: tuple[int, ...]) -> onnx.ModelProto:
-    """The ONNX model of ``graph`` for float inputs of ``dtype``; dims are symbolic."""
+def _model(nodes: list[onnx.NodeProto], feeds: Tensors, dtype: str) -> onnx.ModelProto:
+    """The ONNX model of ``nodes`` over ``feeds`` (float inputs of ``dtype``, int64 ones);
+    dims are symbolic, so one model serves every shape of the same ranks."""
     elem = _ELEM[dtype]
-    vinfo = []
-    for (name, kind), rank in zip(graph.inputs, ranks, strict=True):
-        t = elem if kind == "float" else TensorProto.INT64
-        vinfo.append(helper.make_tensor_value_info(name, t, [f"{name}_{i}" for i in range(rank)]))
-    nodes = [
-        helper.make_node(
-            op,
-            list(ins),
-            list(outs),
-            **{k: list(v) if isinstance(v, tuple) else v for k, v in attrs},
+    vinfo = [
+        helper.make_tensor_value_info(
+            name,
+            TensorProto.INT64 if a.dtype.kind in "iu" else elem,
+            [f"{name}_{i}" for i in range(a.ndim)],
         )
-        for op, ins, outs, attrs in graph.nodes
+        for name, a in feeds.items()
     ]
     out_elem = elem
     if dtype == "bfloat16":
         # the binding cannot hand a bfloat16 tensor to NumPy: the exact widening Cast to
         # float32 after the last node brings the bfloat16 result out unchanged
-        last = nodes[-1]
-        last.output[:] = ["out_bf16" if o == "out" else o for o in last.output]
+        nodes[-1].output[:] = ["out_bf16"]
         nodes.append(helper.make_node("Cast", ["out_bf16"], ["out"], to=TensorProto.FLOAT))
         out_elem = TensorProto.FLOAT
     out = helper.make_tensor_value_info("out", out_elem, None)
@@ -127,8 +107,9 @@ def _providers(device: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=512)
-def _session(graph: Graph, dtype: str, ranks: tuple[int, ...], device: str) -> ort.InferenceSession:
-    """One session per (graph, dtype, input ranks, device), reused for every shape."""
+def _session(model: bytes, device: str) -> ort.InferenceSession:
+    """One session per (serialized model, device): per graph, dtype and input ranks,
+    reused for every shape."""
     providers = _providers(device)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
@@ -136,14 +117,12 @@ def _session(graph: Graph, dtype: str, ranks: tuple[int, ...], device: str) -> o
     opts.log_severity_level = 4  # kernel failures are results: no log lines on stderr
     if device == "gpu":
         opts.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
-    model = _model(graph, dtype, ranks)
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=providers)
+    return ort.InferenceSession(model, opts, providers=providers)
 
 
-def _feed(arr: np.ndarray, kind: str, dtype: str) -> np.ndarray | ort.OrtValue:
-    a = np.asarray(arr)
-    if kind == "int64":
-        labels = np.ascontiguousarray(a.astype(np.int64))
+def _feed(a: np.ndarray, dtype: str) -> np.ndarray | ort.OrtValue:
+    if a.dtype.kind in "iu":
+        labels = np.ascontiguousarray(a)
         # a bfloat16 graph runs through run_with_ort_values: every feed an OrtValue
         return ort.OrtValue.ortvalue_from_numpy(labels) if dtype == "bfloat16" else labels
     # inputs are already rounded to the dtype under test, so this cast is exact
@@ -155,152 +134,191 @@ def _feed(arr: np.ndarray, kind: str, dtype: str) -> np.ndarray | ort.OrtValue:
     return host
 
 
-def _fetch(value: Any) -> np.ndarray:
-    return np.asarray(value).astype(np.float64)
-
-
-def _execute(call: Call, graph: Graph, feeds: dict[str, np.ndarray]) -> Output:
-    """Run ``graph`` on ``feeds`` (graph input name -> array) and return the value."""
+def _execute(call: Call, fn: Callable[[Tensors], Nodes]) -> Output:
+    """Make the nodes and feeds of ``call`` (``fn``, a bound :class:`Graph`), build the
+    model, run it on the session of its kind and return the value."""
+    nodes, feeds = fn(call.inputs)
     if call.dtype not in _ELEM:
         raise Unsupported(f"ONNX has no tensor type for dtype {call.dtype!r}")
-    kinds = dict(graph.inputs)
-    ranks = tuple(np.ndim(feeds[name]) for name, _ in graph.inputs)
-    session = _session(graph, call.dtype, ranks, call.device)
-    inputs = {n: _feed(feeds[n], kinds[n], call.dtype) for n, _ in graph.inputs}
+    session = _session(_model(nodes, feeds, call.dtype).SerializeToString(), call.device)
+    inputs = {n: _feed(a, call.dtype) for n, a in feeds.items()}
     if call.dtype == "bfloat16":
         (value,) = session.run_with_ort_values(["out"], inputs)
         host = value.numpy()
     else:
         (host,) = session.run(["out"], inputs)
-    return Output(value=_fetch(host), out_dtype=call.dtype, note=_NO_GRADS)
+    return Output(value=np.asarray(host).astype(np.float64), out_dtype=call.dtype, note=_NO_GRADS)
 
 
-# --------------------------------------------------------------------- parameters
+class OnnxFrame:
+    """Snippets that build the model and run it as :func:`_execute` does: NumPy inputs of
+    the dtype under test, symbolic dims, the CPU provider on one thread."""
+
+    imports = "import ml_dtypes\nimport numpy as np\nimport onnxruntime as ort\nfrom onnx import TensorProto, helper"
+
+    def input(self, name: str, array: np.ndarray, call: Call) -> str:
+        a = np.asarray(array)
+        if a.dtype.kind in "biu":
+            return f"{name} = {array_literal(a)}"
+        dtype = "ml_dtypes.bfloat16" if call.dtype == "bfloat16" else f"np.{call.dtype}"
+        return f"{name} = {array_literal(a)}.astype({dtype})"
+
+    def program(self, expression: str, call: Call) -> str:
+        elem = "TensorProto." + TensorProto.DataType.Name(_ELEM[call.dtype])
+        bf16 = call.dtype == "bfloat16"
+        lines = [f"nodes, feeds = {expression}"]
+        if bf16:  # NumPy cannot take a bfloat16 result: a Cast to float32 brings it out
+            lines += [
+                'nodes[-1].output[:] = ["out_bf16"]',
+                'nodes.append(helper.make_node("Cast", ["out_bf16"], ["out"], to=TensorProto.FLOAT))',
+            ]
+        lines += [
+            "inputs = [",
+            f"    helper.make_tensor_value_info(k, TensorProto.INT64 if v.dtype == np.int64 else {elem}, "
+            '[f"{k}_{i}" for i in range(v.ndim)])',
+            "    for k, v in feeds.items()",
+            "]",
+            f'output = helper.make_tensor_value_info("out", {"TensorProto.FLOAT" if bf16 else elem}, None)',
+            'graph = helper.make_graph(nodes, "xentcheck", inputs, [output])',
+            f'model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {OPSET})], '
+            f"ir_version={IR_VERSION})",
+            "options = ort.SessionOptions()",
+            "options.intra_op_num_threads = 1",
+            "options.inter_op_num_threads = 1",
+        ]
+        provider = "CPUExecutionProvider"
+        if call.device == "gpu":
+            lines.append('options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")')
+            provider = "CUDAExecutionProvider"
+        lines.append(
+            f'session = ort.InferenceSession(model.SerializeToString(), options, providers=["{provider}"])'
+        )
+        if bf16:  # the binding takes bfloat16 as its raw bits, in OrtValues
+            lines += [
+                "feeds = {",
+                "    k: ort.OrtValue.ortvalue_from_numpy_with_onnx_type(v.view(np.uint16), TensorProto.BFLOAT16)",
+                "    if v.dtype == ml_dtypes.bfloat16 else ort.OrtValue.ortvalue_from_numpy(v)",
+                "    for k, v in feeds.items()",
+                "}",
+                '(out,) = session.run_with_ort_values(["out"], feeds)',
+                "value = out.numpy().astype(np.float64)",
+            ]
+        else:
+            lines += [
+                '(out,) = session.run(["out"], feeds)',
+                "value = np.asarray(out).astype(np.float64)",
+            ]
+        lines += [
+            "grads = {}  # an ONNX Runtime inference session computes no gradients",
+            'print("value", value)',
+        ]
+        return "\n".join(lines)
 
 
-def _loss_attrs(call: Call) -> dict[str, Any]:
-    """``reduction`` and ``ignore_index`` attributes, exactly where the case set them."""
-    attrs = call.kwargs(("reduction", "ignore_index"))
-    if attrs.get("reduction", "mean") not in ("none", "sum", "mean"):
-        raise Unsupported(f"ONNX loss operators have no reduction {attrs['reduction']!r}")
-    if "ignore_index" in attrs:
-        attrs["ignore_index"] = int(attrs["ignore_index"])
-    return attrs
+FRAME = OnnxFrame()
 
 
-def _integer(call: Call) -> bool:
-    return call.integer_target
-
-
-def _probability(call: Call) -> bool:
-    return not call.integer_target
-
-
-# ------------------------------------------------------------------------ builders
-
-Builder = Callable[[Call], tuple[Graph, dict[str, np.ndarray]]]
-
-
-def _class_index_loss(op: str, x: str, log_first: bool = False) -> Builder:
-    """SoftmaxCrossEntropyLoss / NegativeLogLikelihoodLoss on (x, target[, weight])."""
-
-    def build(call: Call) -> tuple[Graph, dict[str, np.ndarray]]:
-        if call.is_set("label_smoothing"):
-            raise Unsupported(f"onnx.{op} has no label_smoothing attribute")
-        attrs = _loss_attrs(call)
-        feeds = {"x": call.inputs[x], "target": call.inputs["target"]}
-        inputs = [("x", "float"), ("target", "int64")]
-        names = ["x", "target"]
-        if call.is_set("weight"):
-            feeds["weight"] = call.inputs["weight"]
-            inputs.append(("weight", "float"))
-            names.append("weight")
-        nodes = []
-        if log_first:
-            nodes.append(_node("Log", ["x"], ["log_x"]))
-            names[0] = "log_x"
-        nodes.append(_node(op, names, ["out"], **attrs))
-        return Graph(tuple(nodes), tuple(inputs)), feeds
-
-    return build
-
-
-def _soft_target_ce(call: Call) -> tuple[Graph, dict[str, np.ndarray]]:
-    """-ReduceSum(target * LogSoftmax(logits, axis=1), axes=[1]), then the reduction."""
-    if call.is_set("weight"):
-        raise Unsupported("the probability-target ONNX graph has no class weights")
-    if call.is_set("label_smoothing"):
-        raise Unsupported("the probability-target ONNX graph has no label smoothing")
-    if call.is_set("ignore_index"):
-        raise Unsupported("ignore_index applies to class-index targets only")
-    reduction = call.params.get("reduction", "mean")
-    nodes = [
-        _node("LogSoftmax", ["x"], ["logp"], axis=1),
-        _node("Mul", ["target", "logp"], ["tl"]),
-        _node("ReduceSum", ["tl", "axes"], ["s"], keepdims=0),
-        _node("Neg", ["s"], ["per" if reduction != "none" else "out"]),
-    ]
-    if reduction in ("sum", "mean"):
-        op = "ReduceSum" if reduction == "sum" else "ReduceMean"
-        nodes.append(_node(op, ["per"], ["out"], keepdims=0))
-    elif reduction != "none":
-        raise Unsupported(f"no reduction {reduction!r} for softmax_cross_entropy")
-    graph = Graph(tuple(nodes), (("x", "float"), ("target", "float"), ("axes", "int64")))
-    feeds = {"x": call.inputs["logits"], "target": call.inputs["target"], "axes": np.array([1])}
-    return graph, feeds
-
-
-def _activation(op: str, axis: bool = False, axes: bool = False) -> Builder:
-    def build(call: Call) -> tuple[Graph, dict[str, np.ndarray]]:
-        attrs: dict[str, Any] = {}
-        if axis:
-            attrs |= {k: int(v) for k, v in call.kwargs(("axis",)).items()}
-        if axes:
-            attrs["axes"] = (int(call.params["axis"]),)
-            attrs["keepdims"] = 0
-        return Graph((_node(op, ["x"], ["out"], **attrs),), (("x", "float"),)), {
-            "x": call.inputs["x"]
-        }
-
-    return build
-
-
-def _api(name: str, loss: str, build: Builder, applies=None, doc: str = "") -> Api:
-    def run(call: Call) -> Output:
-        graph, feeds = build(call)
-        return _execute(call, graph, feeds)
-
-    run.__name__ = f"run_{name}"
-    if applies is None:
-        return Api(name=name, loss=loss, run=run, doc=doc)
-    return Api(name=name, loss=loss, run=run, applies=applies, doc=doc)
-
+# ------------------------------------------------------------------------------ table
 
 _SCE = "SoftmaxCrossEntropyLoss"
 _NLL = "NegativeLogLikelihoodLoss"
+_REDUCTIONS = ("none", "sum", "mean")
+#: the loss operators' attributes, passed when the case sets them (ONNX's defaults are
+#: the reference's: reduction "mean", no ignore_index)
+_LOSS_ATTRS = {"reduction": "reduction", "ignore_index": "ignore_index"}
 
-APIS: list[Api] = [
-    _api(f"onnx.{_SCE}", "softmax_cross_entropy", _class_index_loss(_SCE, "logits"), _integer),
-    _api(
-        "onnx.ReduceSum(-target*LogSoftmax(axis=1))",
-        "softmax_cross_entropy",
-        _soft_target_ce,
-        _probability,
-        doc="probability targets: the graph an exporter writes for soft-label cross-entropy",
-    ),
-    _api(f"onnx.{_NLL}", "nll", _class_index_loss(_NLL, "log_probs")),
-    _api(
-        f"onnx.{_NLL}(Log(probs))",
-        "categorical_cross_entropy",
-        _class_index_loss(_NLL, "probs", log_first=True),
-        _integer,
-        doc="class indices: NegativeLogLikelihoodLoss of Log(probs)",
-    ),
-    _api("onnx.Softmax", "softmax", _activation("Softmax", axis=True)),
-    _api("onnx.LogSoftmax", "log_softmax", _activation("LogSoftmax", axis=True)),
-    _api("onnx.ReduceLogSumExp", "logsumexp", _activation("ReduceLogSumExp", axes=True)),
-    _api("onnx.Sigmoid", "sigmoid", _activation("Sigmoid")),
-]
+
+def _refuse(reasons: Mapping[str, str], reduction: str) -> Callable[[Call, Tensors], None]:
+    """A guard: Unsupported with ``reasons[p]`` for the first parameter ``p`` the case
+    sets, or with ``reduction`` (formatted with it) for a reduction ONNX lacks."""
+
+    def guard(call: Call, tensors: Tensors) -> None:
+        for name, reason in reasons.items():
+            if call.is_set(name):
+                raise Unsupported(reason)
+        r = call.params.get("reduction", "mean")
+        if r not in _REDUCTIONS:
+            raise Unsupported(reduction.format(r))
+
+    return guard
+
+
+def _class_index_guard(op: str) -> Callable[[Call, Tensors], None]:
+    no_smoothing = {"label_smoothing": f"onnx.{op} has no label_smoothing attribute"}
+    return _refuse(no_smoothing, "ONNX loss operators have no reduction {!r}")
+
+
+_SOFT_TARGET_GUARD = _refuse(
+    {
+        "weight": "the probability-target ONNX graph has no class weights",
+        "label_smoothing": "the probability-target ONNX graph has no label smoothing",
+        "ignore_index": "ignore_index applies to class-index targets only",
+    },
+    "no reduction {!r} for softmax_cross_entropy",
+)
+
+
+def _soft_target_nodes(call: Call) -> tuple[Node, ...]:
+    """-ReduceSum(target * LogSoftmax(x, axis=1), axes=[1]), then ReduceSum / ReduceMean
+    over what remains (none: the per-sample losses)."""
+    reduce = {"sum": "ReduceSum", "mean": "ReduceMean"}.get(call.params.get("reduction", "mean"))
+    nodes = (
+        Node("LogSoftmax", ("x",), "logp", attributes={"axis": 1}),
+        Node("Mul", ("target", "logp"), "tl"),
+        Node("ReduceSum", ("tl", "axes"), "s", attributes={"keepdims": 0}),
+        Node("Neg", ("s",), "out" if reduce is None else "per"),
+    )
+    return nodes if reduce is None else (*nodes, Node(reduce, ("per",), attributes={"keepdims": 0}))
+
+
+def _all_axes_of(call: Call) -> list[int]:
+    """ReduceLogSumExp's ``axes``: the case's axis (its default reduces every axis)."""
+    return [call.params["axis"]]
+
+
+def _integer_target(call: Call) -> bool:
+    return call.integer_target
+
+
+def _probability_target(call: Call) -> bool:
+    return not call.integer_target
+
+
+#: the node constructor, as a snippet imports it (``from onnx import helper``)
+G = functools.partial(Graph, "helper.make_node")
+D = Declaration
+DECLARATIONS: list[Declaration] = [
+    D(f"onnx.{_SCE}", "softmax_cross_entropy",
+      G({"x": "logits", "target": "target", "weight": "weight"},
+        (Node(_SCE, ("x", "target", "weight"), keywords=_LOSS_ATTRS),), integer=("target",)),
+      applies=_integer_target, guard=_class_index_guard(_SCE)),
+    D("onnx.ReduceSum(-target*LogSoftmax(axis=1))", "softmax_cross_entropy",
+      G({"x": "logits", "target": "target"}, _soft_target_nodes, constants={"axes": (1,)}),
+      applies=_probability_target, guard=_SOFT_TARGET_GUARD,
+      doc="probability targets: the graph an exporter writes for soft-label cross-entropy"),
+    D(f"onnx.{_NLL}", "nll",
+      G({"x": "log_probs", "target": "target", "weight": "weight"},
+        (Node(_NLL, ("x", "target", "weight"), keywords=_LOSS_ATTRS),), integer=("target",)),
+      guard=_class_index_guard(_NLL)),
+    D(f"onnx.{_NLL}(Log(probs))", "categorical_cross_entropy",
+      G({"x": "probs", "target": "target", "weight": "weight"},
+        (Node("Log", ("x",), "log_x"), Node(_NLL, ("log_x", "target", "weight"), keywords=_LOSS_ATTRS)),
+        integer=("target",)),
+      applies=_integer_target, guard=_class_index_guard(_NLL),
+      doc="class indices: NegativeLogLikelihoodLoss of Log(probs)"),
+    D("onnx.Softmax", "softmax", G({"x": "x"}, (Node("Softmax", ("x",), keywords={"axis": "axis"}),))),
+    D("onnx.LogSoftmax", "log_softmax",
+      G({"x": "x"}, (Node("LogSoftmax", ("x",), keywords={"axis": "axis"}),))),
+    D("onnx.ReduceLogSumExp", "logsumexp",
+      G({"x": "x"}, (Node("ReduceLogSumExp", ("x",), always={"axes": _all_axes_of},
+                          attributes={"keepdims": 0}),))),
+    D("onnx.Sigmoid", "sigmoid", G({"x": "x"}, (Node("Sigmoid", ("x",)),))),
+]  # fmt: skip
+
+#: dotted-path heads as a snippet imports them
+ALIASES: dict[str, str] = {"helper": "onnx.helper"}
+
+APIS: list[Api] = apis(DECLARATIONS, _execute, ALIASES)
 
 
 # ------------------------------------------------------------------------- framework
@@ -352,4 +370,5 @@ FRAMEWORK = Framework(
     devices=_devices,
     gpu_missing_reason=_gpu_missing_reason,
     unsupported_reason=_unsupported_reason,
+    snippet=snippets(DECLARATIONS, FRAME, _versions),
 )
