@@ -2,8 +2,8 @@
 
 ``python -m bench.bare --framework NAME --cases PATH...`` builds exactly the calls the
 harness's worker makes (same instances, dtypes, dtype-rounded inputs, parameters,
-devices, differentiated inputs and cotangents, through the harness's own expansion and
-rounding functions) and times, in one process:
+devices, differentiated inputs and cotangents, through the harness's own expansion,
+rounding and call-building functions) and times, in one process:
 
 * ``api_s``: the sum of ``api.run(call)`` wall times over every call, each call timed
   alone (a call that raises is timed too: the harness makes it as well);
@@ -22,14 +22,13 @@ import argparse
 import contextlib
 import time
 
-import numpy as np
-
 from bench.compiles import install
 from bench.measure import emit
-from xentcheck.adapters import Call, load_framework
+from xentcheck.adapters import load_framework
+from xentcheck.harness.calls import make_call
 from xentcheck.harness.cases import expand, load_cases
 from xentcheck.harness.worker import rounded_inputs
-from xentcheck.reference import LOSSES, cotangent, differentiable_inputs, evaluate
+from xentcheck.reference import evaluate
 
 
 def devices_of(fw, wanted: str) -> tuple[list[str], str]:
@@ -82,20 +81,10 @@ def bare_run(
                     golden = None
                 reference_s += time.perf_counter() - t0
                 goldens += 1
-                grad_inputs = differentiable_inputs(inst.loss, inputs) if golden else ()
-                cot = cotangent(golden.value.shape) if golden else np.asarray(1.0)
+                shared: dict = {}  # the golden side, computed once as the worker does
                 for dev in devices:
                     for api in apis:
-                        call = Call(
-                            loss=inst.loss,
-                            inputs=inputs,
-                            params={**LOSSES[inst.loss].params, **inst.params},
-                            explicit=frozenset(inst.params),
-                            dtype=dtype,
-                            device=dev,
-                            grad_inputs=grad_inputs,
-                            cotangent=cot,
-                        )
+                        call = make_call(inst, inputs, dtype, dev, golden, shared)
                         if not api.applies(call):
                             continue
                         t0 = time.perf_counter()

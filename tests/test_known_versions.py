@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xentcheck.adapters import Call, load_framework
+from xentcheck.adapters import load_framework
+from xentcheck.harness.calls import make_call
 from xentcheck.harness.cases import expand, load_cases
 from xentcheck.harness.results import run_header
 from xentcheck.harness.worker import golden_for, rounded_inputs, run_framework
@@ -21,7 +22,6 @@ from xentcheck.known import (
     installed_version,
     not_reproduced,
 )
-from xentcheck.reference import cotangent
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
@@ -64,8 +64,7 @@ def _finding(row: dict, instances, versions=None) -> Finding:
     inputs = rounded_inputs(inst, inst.inputs(), row["dtype"])
     golden, _ = golden_for(inst, inputs)
     api = next(a for a in load_framework("torch").apis if a.name == row["api"])
-    call = Call(inst.loss, inputs, row["params"], frozenset(inst.params), row["dtype"], "cpu",
-                ("input", "target"), cotangent(golden.value.shape))  # fmt: skip
+    call = make_call(inst, inputs, row["dtype"], "cpu", golden)
     out = api.run(call)
     q = row["quantity"][5:]
     return Finding("torch", row["api"], inst.loss, row["params"], inputs, row["dtype"], "cpu",

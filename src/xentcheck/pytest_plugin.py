@@ -500,11 +500,8 @@ class CaseNode(pytest.Collector):
         return _one_line(self, excinfo) or super().repr_failure(excinfo)
 
     def collect(self) -> list[pytest.Node]:
-        import numpy as np
-
-        from xentcheck.adapters import Call
+        from xentcheck.harness.calls import make_call
         from xentcheck.harness.cases import expand
-        from xentcheck.reference import LOSSES, differentiable_inputs
 
         state, case = _state(self), self.case
         dtypes = [d for d in case.dtypes if not state.dtypes or d in state.dtypes]
@@ -523,20 +520,12 @@ class CaseNode(pytest.Collector):
             return out
         table: dict[tuple[int, int], dict[str, Runs]] = {}
         for inst in instances:
-            # a provisional Call per dtype: does each API apply to it? APIs decide by the
-            # inputs' kinds and the parameters, so the float64 inputs serve every dtype
+            # a provisional Call per dtype, without a golden: does each API apply to it?
+            # APIs decide by the inputs' kinds and the parameters, so the float64 inputs
+            # serve every dtype
             inputs = state.rounded(self.path, inst, "float64")
             for dtype in dtypes:
-                call = Call(
-                    loss=case.loss,
-                    inputs=inputs,
-                    params={**LOSSES[case.loss].params, **inst.params},
-                    explicit=frozenset(inst.params),
-                    dtype=dtype,
-                    device="cpu",
-                    grad_inputs=differentiable_inputs(case.loss, inputs),
-                    cotangent=np.asarray(1.0),
-                )
+                call = make_call(inst, inputs, dtype, "cpu", None)
                 for f, fw in enumerate(frameworks):
                     devices = state.devices[fw.name]
                     if state.device == "gpu" and "gpu" not in devices:

@@ -1,4 +1,10 @@
-"""Calls for adapter tests, built the way the harness builds them."""
+"""Calls for adapter tests, built by the harness's own path.
+
+A test's inputs become a one-instance case (:func:`instance_of`, arrays typed as the case
+loader types literals), then go through the worker's steps: ``rounded_inputs`` for the
+dtype, ``golden_for``, and :func:`xentcheck.harness.calls.make_call`. So a test's Call is
+the one a run would hand the same API for the same instance.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,41 @@ from typing import Any
 import numpy as np
 
 from xentcheck.adapters.base import Call
-from xentcheck.dtypes import quantize
-from xentcheck.reference import LOSSES, Golden, cotangent, differentiable_inputs, evaluate
+from xentcheck.harness.calls import make_call as harness_call
+from xentcheck.harness.cases import Case, InputDef, Instance, Source
+from xentcheck.harness.worker import golden_for, rounded_inputs
+from xentcheck.reference import Golden
+
+
+def _as_literal(value: Any) -> np.ndarray:
+    """``value`` as the case loader holds a literal: integers int64, floats float64."""
+    a = np.asarray(value)
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64)
+    return a.astype(np.float64) if a.dtype.kind == "f" else a
+
+
+def instance_of(
+    loss: str, inputs: Mapping[str, Any], params: Mapping[str, Any] | None = None
+) -> Instance:
+    """The instance of a one-case file giving ``inputs`` literally and setting ``params``."""
+    params = dict(params or {})
+    case = Case(
+        key="test/call",
+        id="call",
+        loss=loss,
+        description="",
+        inputs={k: InputDef(literal=_as_literal(v)) for k, v in inputs.items()},
+        params={k: [v] for k, v in params.items()},
+        swept=(),
+        dtypes=("float64",),
+        tags=(),
+        expected=None,
+        tolerance={},
+        expect_error=False,
+        source=Source("test", 1),
+    )
+    return Instance(case, case.key, params)
 
 
 def make_call(
@@ -18,30 +57,11 @@ def make_call(
     params: Mapping[str, Any] | None = None,
     dtype: str = "float64",
     device: str = "cpu",
-) -> tuple[Call, Golden]:
-    """A Call as the harness builds it (masks as bool, class indices as int64, floating
-    inputs rounded to ``dtype``; defaults filled; the golden's cotangent), and the golden."""
-    spec = LOSSES[loss]
-    params = dict(params or {})
-    arrays = {}
-    for name, value in inputs.items():
-        a = np.asarray(value)
-        kind = spec.input(name).kind
-        if kind == "mask":
-            arrays[name] = a != 0
-        elif a.dtype.kind in "iu" or kind == "labels":
-            arrays[name] = a.astype(np.int64)
-        else:
-            arrays[name] = quantize(a, dtype)
-    golden = evaluate(loss, arrays, params)
-    call = Call(
-        loss=loss,
-        inputs=arrays,
-        params={**spec.params, **params},
-        explicit=frozenset(params),
-        dtype=dtype,
-        device=device,
-        grad_inputs=differentiable_inputs(loss, arrays),
-        cotangent=cotangent(golden.value.shape),
-    )
-    return call, golden
+) -> tuple[Call, Golden | None]:
+    """The worker's Call for ``inputs`` and ``params`` at ``dtype`` on ``device``, and its
+    golden (None when the reference rejects the input: the Call then asks for the value
+    only, as the worker's does)."""
+    instance = instance_of(loss, inputs, params)
+    rounded = rounded_inputs(instance, instance.inputs(), dtype)
+    golden, _ = golden_for(instance, rounded)
+    return harness_call(instance, rounded, dtype, device, golden), golden

@@ -30,7 +30,9 @@ class Call:
     """One instance at one dtype on one device, as an adapter receives it.
 
     inputs:    floating inputs already rounded to ``dtype`` (held as float64; cast them to
-               the framework's ``dtype``); class indices as int64; masks as bool.
+               the framework's ``dtype``); class indices as int64 (a non-integer class
+               index of an ``expect_error`` case as written, float64); masks as bool.
+               Built by the harness only (``xentcheck.harness.calls.make_call``).
     params:    every parameter of the loss, registry defaults filled in.
     explicit:  the names of the parameters the case set. Adapters never read it: they
                ask :meth:`is_set` (or take :meth:`kwargs`), the one meaning of "set".

@@ -145,7 +145,8 @@ def _execute(
 class TorchFrame:
     """Snippets that hold inputs and take gradients as :func:`_execute` does."""
 
-    imports = "import numpy as np\nimport torch"
+    #: one intra-op thread, as the adapter runs (summation order, hence the last bits)
+    imports = "import numpy as np\nimport torch\ntorch.set_num_threads(1)"
 
     def input(self, name: str, array: np.ndarray, call: Call) -> str:
         a = np.asarray(array)

@@ -27,22 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from xentcheck.adapters import Api, Call, Framework, Output, Unsupported, load_framework
+from xentcheck.adapters import Api, Framework, Output, Unsupported, load_framework
 from xentcheck.dtypes import FLOAT_DTYPES, quantize, saturate
+from xentcheck.harness.calls import make_call
 from xentcheck.harness.cases import Case, Instance, load_cases
 from xentcheck.harness.compare import Comparison, compare, sample, tolerance_for
 from xentcheck.harness.goldens import GoldenCache, golden_key
 from xentcheck.harness.plan import instances_of, runs_case, select_cases
 from xentcheck.harness.results import ResultWriter, run_header
 from xentcheck.known import Finding, PredicateError, explain, warn_predicate_errors
-from xentcheck.reference import (
-    LOSSES,
-    Golden,
-    cotangent,
-    differentiable_inputs,
-    evaluate,
-    is_probability_target,
-)
+from xentcheck.reference import LOSSES, Golden, evaluate, is_probability_target
 
 Row = dict[str, Any]
 
@@ -174,27 +168,14 @@ def run_api(
 ) -> list[Row]:  # fmt: skip
     """Run one API on one instance, dtype and device; return its result rows.
 
-    ``shared``, one dict per instance and dtype given to each of its calls, keeps what
-    depends on the golden alone (the cotangent, each quantity saturated to an output
-    dtype) from one API and device to the next; the rows are the same with or without it.
+    The API receives :func:`~xentcheck.harness.calls.make_call`'s Call. ``shared``, one
+    dict per instance and dtype given to each of its calls, keeps what depends on the
+    golden alone (the cotangent and differentiated inputs, each quantity saturated to an
+    output dtype) from one API and device to the next; the rows are the same with or
+    without it.
     """
     shared = {} if shared is None else shared
-    if "cotangent" not in shared:
-        shared["grad_inputs"] = (
-            differentiable_inputs(instance.loss, inputs) if golden is not None else ()
-        )
-        shared["cotangent"] = cotangent(golden.value.shape) if golden is not None else np.asarray(1.0)  # fmt: skip
-    grad_inputs, cot = shared["grad_inputs"], shared["cotangent"]
-    call = Call(
-        loss=instance.loss,
-        inputs=inputs,
-        params={**LOSSES[instance.loss].params, **instance.params},
-        explicit=frozenset(instance.params),
-        dtype=dtype,
-        device=device,
-        grad_inputs=grad_inputs,
-        cotangent=cot,
-    )
+    call = make_call(instance, inputs, dtype, device, golden, shared)
     if not api.applies(call):
         return []
     base = base_row(instance, fw.name, api.name, device, dtype)
