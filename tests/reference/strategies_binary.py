@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tests.reference.oracle import ulp_distance
+from tests.reference.strategies import MAX_ULP
+from tests.reference.strategies import REDUCTIONS as REDUCTIONS  # for the tests
 from xentcheck.reference import cotangent
 
-MAX_ULP = 4.0
 FLOAT_MAX = mpmath.mpf(np.finfo(np.float64).max)
 
 EXTREME_LOGITS = (
@@ -61,7 +62,6 @@ SPECIAL_PROBS = (
     0.5 + 2.0**-53,
     0.5 - 2.0**-54,
 )
-REDUCTIONS = ("none", "sum", "mean")
 
 
 def logits() -> st.SearchStrategy[float]:

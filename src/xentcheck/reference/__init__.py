@@ -20,7 +20,7 @@ import numpy as np
 
 from xentcheck.reference import binary, checks, kl, softmax, tokens
 from xentcheck.reference._cotangent import cotangent
-from xentcheck.reference._labels import as_labels
+from xentcheck.reference.arguments import KL_REDUCTIONS, REDUCTIONS, as_labels
 from xentcheck.reference.checks import InputRejected
 
 __all__ = [
@@ -76,9 +76,6 @@ class LossSpec:
         raise KeyError(name)
 
 
-_REDUCTIONS = ("none", "sum", "mean")
-
-
 def _spec(name, fn, inputs, params, choices=None) -> LossSpec:
     return LossSpec(name, fn, tuple(InputSpec(*i) for i in inputs), params, choices or {})
 
@@ -91,28 +88,28 @@ LOSSES: dict[str, LossSpec] = {
             softmax.softmax_cross_entropy,
             [("logits", "float"), ("target", "target"), ("weight", "weight", False)],
             {"ignore_index": None, "label_smoothing": 0.0, "reduction": "mean"},
-            {"reduction": _REDUCTIONS},
+            {"reduction": REDUCTIONS},
         ),
         _spec(
             "categorical_cross_entropy",
             softmax.categorical_cross_entropy,
             [("probs", "float"), ("target", "target")],
             {"reduction": "mean"},
-            {"reduction": _REDUCTIONS},
+            {"reduction": REDUCTIONS},
         ),
         _spec(
             "nll",
             softmax.nll,
             [("log_probs", "float"), ("target", "labels"), ("weight", "weight", False)],
             {"ignore_index": None, "reduction": "mean"},
-            {"reduction": _REDUCTIONS},
+            {"reduction": REDUCTIONS},
         ),
         _spec(
             "binary_cross_entropy",
             binary.binary_cross_entropy,
             [("probs", "float"), ("target", "float"), ("weight", "weight", False)],
             {"reduction": "mean"},
-            {"reduction": _REDUCTIONS},
+            {"reduction": REDUCTIONS},
         ),
         _spec(
             "binary_cross_entropy_with_logits",
@@ -124,21 +121,21 @@ LOSSES: dict[str, LossSpec] = {
                 ("pos_weight", "weight", False),
             ],
             {"reduction": "mean"},
-            {"reduction": _REDUCTIONS},
+            {"reduction": REDUCTIONS},
         ),
         _spec(
             "kl_divergence",
             kl.kl_divergence,
             [("input", "float"), ("target", "float")],
             {"log_target": False, "reduction": "mean"},
-            {"reduction": (*_REDUCTIONS, "batchmean"), "log_target": (False, True)},
+            {"reduction": KL_REDUCTIONS, "log_target": (False, True)},
         ),
         _spec(
             "sigmoid_focal_loss",
             binary.sigmoid_focal_loss,
             [("logits", "float"), ("target", "float")],
             {"alpha": 0.25, "gamma": 2.0, "reduction": "mean"},
-            {"reduction": _REDUCTIONS},
+            {"reduction": REDUCTIONS},
         ),
         _spec(
             "token_cross_entropy",

@@ -18,44 +18,6 @@ from xentcheck.reference import _dd
 from xentcheck.reference._cotangent import cotangent
 from xentcheck.reference._reduce import exact_sum
 
-REDUCTIONS = ("none", "sum", "mean")
-
-
-def as_float(x, name: str) -> np.ndarray:
-    """``x`` as a float64 array; ``ValueError`` for what cannot be one."""
-    try:
-        a = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: expected a floating array ({exc})") from None
-    return a
-
-
-def check_same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
-    if a.shape != b.shape:
-        raise ValueError(
-            f"{name_b} has shape {b.shape}, {name_a} has shape {a.shape}: they must match"
-        )
-
-
-def broadcast_weight(w, shape: tuple[int, ...], name: str, of: str) -> np.ndarray | None:
-    """``w`` broadcast to ``shape`` (NumPy rules, trailing axes aligned), or None."""
-    if w is None:
-        return None
-    w = as_float(w, name)
-    try:
-        if np.broadcast_shapes(w.shape, shape) != shape:
-            raise ValueError
-    except ValueError:
-        raise ValueError(
-            f"{name} of shape {w.shape} does not broadcast to the shape {shape} of {of}"
-        ) from None
-    return np.broadcast_to(w, shape)
-
-
-def check_reduction(reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> None:
-    if reduction not in allowed:
-        raise ValueError(f"unknown reduction {reduction!r}; use one of {', '.join(allowed)}")
-
 
 def zmul(a, b) -> np.ndarray:
     """``a * b`` with ``0 * inf = 0``: an exactly-zero factor annihilates, NaN propagates."""
@@ -146,3 +108,36 @@ def scale_grad(g: _dd.DD, reduction: str, denominator: float | None = None) -> n
             naive = g[0] / d
     out = np.where(np.isfinite(g[0]) & ~np.isnan(out), out, naive)
     return np.asarray(out, dtype=np.float64).reshape(shape)
+
+
+def finish(
+    ok: np.ndarray,
+    reduction: str,
+    losses: Callable[[int], _dd.DD],
+    loss: tuple[_dd.DD, np.ndarray],
+    grads: dict[str, tuple[_dd.DD, np.ndarray]],
+    w: np.ndarray | None = None,
+    denominator: float | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(value, grads)`` of an element-wise loss: its double-double results where ``ok``
+    (and finite), their float64 fallbacks elsewhere, reduced and scaled.
+
+    ``loss`` and each of ``grads`` (input name -> pair) are ``(accurate, fallback)``;
+    ``losses(k)`` recomputes the accurate losses times ``2**k`` (see
+    :func:`reduce_value`); a weight ``w`` multiplies the fallbacks (the accurate results
+    hold it already); ``denominator`` is the mean's (see :func:`reduce_value`).
+    """
+    accurate, fallback = loss
+    with np.errstate(all="ignore"):
+        if w is not None:
+            fallback = zmul(w, fallback)
+            grads = {k: (g, zmul(w, n)) for k, (g, n) in grads.items()}
+        per = patch(ok, accurate, fallback)
+        patched = {k: patch(ok, g, n) for k, (g, n) in grads.items()}
+
+    def rescale(scale: int) -> _dd.DD:
+        with np.errstate(all="ignore"):
+            return patch(ok, losses(scale), np.ldexp(fallback, scale))
+
+    value = reduce_value(per, reduction, denominator, rescale)
+    return value, {k: scale_grad(g, reduction, denominator) for k, g in patched.items()}

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from xentcheck.reference._cotangent import cotangent
+from xentcheck.reference.arguments import check_reduction
 
 
 def reduce(
@@ -27,19 +28,18 @@ def reduce(
     gradient of the reduced value against the fixed cotangent is
     ``sum over elements of upstream * d(per_element)/dinput``.
     """
+    check_reduction(reduction)
     per_element = np.asarray(per_element, dtype=np.float64)
     if reduction == "none":
         return per_element, cotangent(per_element.shape)
     if reduction == "sum":
         return np.asarray(exact_sum(per_element)), np.ones_like(per_element)
-    if reduction == "mean":
-        d = float(per_element.size if denominator is None else denominator)
-        total = exact_sum(per_element)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            value = np.float64(total) / np.float64(d)
-            up = np.full(per_element.shape, np.float64(1.0) / np.float64(d))
-        return np.asarray(value), up
-    raise ValueError(f"unknown reduction {reduction!r}; use none, sum or mean")
+    d = float(per_element.size if denominator is None else denominator)
+    total = exact_sum(per_element)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.float64(total) / np.float64(d)
+        up = np.full(per_element.shape, np.float64(1.0) / np.float64(d))
+    return np.asarray(value), up
 
 
 def exact_sum(a: np.ndarray) -> float:

@@ -4,7 +4,7 @@ Importing this module raises ImportError where Numba is absent or refuses the in
 NumPy; :mod:`xentcheck.reference.tokens` then keeps its NumPy path.
 
 :func:`token_rows` does, per row of logits and on both cores (``prange`` over rows), what
-:func:`xentcheck.reference.softmax._rows` does with whole-array NumPy operations, reading
+:func:`xentcheck.reference.rows.shifted_rows` does with whole-array NumPy operations, reading
 the row (float32 or float64, never copied) two or three times:
 
 1. the maximum ``m`` (first index on ties) and whether the row is finite;
@@ -206,7 +206,7 @@ def _sum_exp(z, m, amax):
 
 @_jit
 def _grad_row(z, m, amax, status, tgt, r_hi, r_lo, n, g):
-    """``g = (p - onehot(tgt)) / n``, as :meth:`xentcheck.reference.softmax._Rows.sparse_grad`
+    """``g = (p - onehot(tgt)) / n``, as :meth:`xentcheck.reference.rows.Rows.sparse_grad`
     at the maximum and the target; elsewhere ``exp(z_c - m) / (S n)``, by the
     double-double reciprocal of ``S n``: rounded once."""
     size = z.shape[0]

@@ -34,22 +34,22 @@ differences from this reference.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 
 from xentcheck.reference import _dd
 from xentcheck.reference._cotangent import cotangent
-from xentcheck.reference._elementwise import (
+from xentcheck.reference._elementwise import finish, patch, reduce_value, zmul
+from xentcheck.reference.arguments import (
     as_float,
     broadcast_weight,
+    check_alpha,
+    check_focal_target,
+    check_gamma,
+    check_probabilities,
     check_reduction,
     check_same_shape,
-    patch,
-    reduce_value,
-    scale_grad,
-    zmul,
 )
 
 __all__ = [
@@ -242,8 +242,7 @@ def binary_cross_entropy(probs, target, weight=None, *, reduction="mean"):
     check_same_shape(p, y, "probs", "target")
     w = broadcast_weight(weight, p.shape, "weight", "probs")
     check_reduction(reduction)
-    if np.any((p < 0) | (p > 1)):
-        raise ValueError("binary_cross_entropy: probabilities must lie in [0, 1]")
+    check_probabilities(p, "binary_cross_entropy")
 
     ok = _finite(y, w) & (p > 0) & (p < 1)
     ps = np.where(ok, p, 0.5)
@@ -269,13 +268,8 @@ def binary_cross_entropy(probs, target, weight=None, *, reduction="mean"):
         n_loss = -(zmul(y, lp) + zmul(1.0 - y, l1))
         n_gp = zmul(-y, 1.0 / p) + zmul(1.0 - y, 1.0 / (1.0 - p))
         n_gy = l1 - lp
-        if w is not None:
-            n_loss, n_gp, n_gy = (zmul(w, q) for q in (n_loss, n_gp, n_gy))
-        loss = patch(ok, loss, n_loss)
-        gp = patch(ok, gp, n_gp)
-        gy = patch(ok, gy, n_gy)
-    value = reduce_value(loss, reduction, rescale=_rescaled(losses, ok, n_loss))
-    return value, {"probs": scale_grad(gp, reduction), "target": scale_grad(gy, reduction)}
+    grads = {"probs": (gp, n_gp), "target": (gy, n_gy)}
+    return finish(ok, reduction, losses, (loss, n_loss), grads, w)
 
 
 def binary_cross_entropy_with_logits(
@@ -377,23 +371,8 @@ def binary_cross_entropy_with_logits(
         n_loss = zmul(pw_n * y, spn) + zmul(1.0 - y, sp)
         n_gx = zmul(1.0 - y, _naive_sigmoid(x)) - zmul(pw_n * y, _naive_sigmoid(-x))
         n_gy = zmul(pw_n, spn) - sp
-        if w is not None:
-            n_loss, n_gx, n_gy = (zmul(w, t) for t in (n_loss, n_gx, n_gy))
-        loss = patch(ok, loss, n_loss)
-        gx = patch(ok, gx, n_gx)
-        gy = patch(ok, gy, n_gy)
-    value = reduce_value(loss, reduction, rescale=_rescaled(losses, ok, n_loss))
-    return value, {"logits": scale_grad(gx, reduction), "target": scale_grad(gy, reduction)}
-
-
-def _rescaled(losses, ok: np.ndarray, fallback: np.ndarray):
-    """``k -> 2**k * per-element losses`` for :func:`reduce_value`."""
-
-    def rescale(scale: int) -> _dd.DD:
-        with np.errstate(all="ignore"):
-            return patch(ok, losses(scale), np.ldexp(fallback, scale))
-
-    return rescale
+    grads = {"logits": (gx, n_gx), "target": (gy, n_gy)}
+    return finish(ok, reduction, losses, (loss, n_loss), grads, w)
 
 
 def _far_mix(far, regular: _dd.DD, a: _dd.DD, b: _dd.DD, scale: int = 0) -> _dd.DD:
@@ -487,14 +466,10 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
     y = as_float(target, "target")
     check_same_shape(x, y, "logits", "target")
     check_reduction(reduction)
-    gamma = float(gamma)
-    if not (math.isfinite(gamma) and gamma >= 0):
-        raise ValueError(f"sigmoid_focal_loss: gamma must be finite and >= 0, got {gamma}")
-    if alpha is not None and math.isnan(float(alpha)):
-        raise ValueError("sigmoid_focal_loss: alpha is NaN")
+    gamma = check_gamma(gamma)
+    check_alpha(alpha)
     use_alpha = alpha is not None and float(alpha) >= 0
-    if np.any((y < 0) | (y > 1)):
-        raise ValueError("sigmoid_focal_loss: targets must lie in [0, 1]")
+    check_focal_target(y)
 
     ok = _finite(x, y)
     xs = np.where(ok, x, 0.0)
@@ -588,11 +563,8 @@ def sigmoid_focal_loss(logits, target, *, alpha=0.25, gamma=2.0, reduction="mean
 
         loss = losses()
         n_loss, n_gx, n_gy = _naive_focal(x, y, float(alpha) if use_alpha else None, gamma)
-        loss = patch(ok, loss, n_loss)
-        gx = patch(ok, gx, n_gx)
-        gy = patch(ok, gy, n_gy)
-    value = reduce_value(loss, reduction, rescale=_rescaled(losses, ok, n_loss))
-    return value, {"logits": scale_grad(gx, reduction), "target": scale_grad(gy, reduction)}
+    grads = {"logits": (gx, n_gx), "target": (gy, n_gy)}
+    return finish(ok, reduction, losses, (loss, n_loss), grads)
 
 
 def _naive_focal(x, y, alpha, gamma):

@@ -11,14 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from xentcheck.reference import _dd
-from xentcheck.reference._elementwise import (
-    REDUCTIONS,
+from xentcheck.reference._elementwise import finish
+from xentcheck.reference.arguments import (
+    KL_REDUCTIONS,
     as_float,
+    check_kl_target,
     check_reduction,
     check_same_shape,
-    patch,
-    reduce_value,
-    scale_grad,
 )
 
 __all__ = ["kl_divergence"]
@@ -84,9 +83,8 @@ def kl_divergence(input, target, *, log_target=False, reduction="mean"):
     q = as_float(input, "input")
     t = as_float(target, "target")
     check_same_shape(q, t, "input", "target")
-    check_reduction(reduction, (*REDUCTIONS, "batchmean"))
-    if not log_target and np.any(t < 0):
-        raise ValueError("kl_divergence: probability targets must be >= 0")
+    check_reduction(reduction, KL_REDUCTIONS)
+    check_kl_target(t, log_target)
     denominator = None
     if reduction == "batchmean":
         denominator = float(q.shape[0]) if q.ndim > 0 else 1.0
@@ -128,16 +126,5 @@ def kl_divergence(input, target, *, log_target=False, reduction="mean"):
             n_loss = np.where(gone, 0.0, t * (np.log(t) - q))
             n_gt = np.log(t) + 1.0 - q
             n_gi = np.where(np.isnan(q), np.nan, -t)
-        loss = patch(ok, loss, n_loss)
-        gt = patch(ok, gt, n_gt)
-        gi = patch(ok, gi, n_gi)
-
-    def rescale(scale: int) -> _dd.DD:
-        with np.errstate(all="ignore"):
-            return patch(ok, losses(scale), np.ldexp(n_loss, scale))
-
-    value = reduce_value(loss, reduction, denominator, rescale)
-    return value, {
-        "input": scale_grad(gi, reduction, denominator),
-        "target": scale_grad(gt, reduction, denominator),
-    }
+    grads = {"input": (gi, n_gi), "target": (gt, n_gt)}
+    return finish(ok, reduction, losses, (loss, n_loss), grads, denominator=denominator)

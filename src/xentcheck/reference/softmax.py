@@ -1,61 +1,49 @@
-"""Softmax-family reference losses: golden values and analytic gradients in float64.
+r"""Softmax-family reference losses in float64, class axis 1 (PyTorch's layout).
 
-One plain function per loss, each returning ``(value, grads)``: ``value`` a float64 array
-(0-d when reduced) and ``grads`` a dict input name -> float64 array of that input's shape,
-the vector-Jacobian product with the fixed cotangent of
-:mod:`xentcheck.reference._cotangent` (1 for a scalar output).
+With :math:`p = \mathrm{softmax}(z)` along the class axis of logits ``[N, C, d1, ...]``
+(``[C]`` is one unbatched sample), class weights :math:`w` and the smoothed target
+:math:`y' = (1 - \varepsilon) y + \varepsilon / C`:
 
-Layout: the class axis is 1 (PyTorch's), ``logits [N, C, d1, ...]`` with class indices
-``[N, d1, ...]`` or a probability target of the logits' shape. A 1-D input ``[C]`` is one
-sample (PyTorch's unbatched form) with a 0-d class index. A target of the same rank as the
-first input holds probabilities, one rank lower class indices.
+.. math::
+    \text{softmax\_cross\_entropy:}\ \ell_i = -\sum_c w_c\, y'_{ic} \log p_{ic}, \qquad
+    \text{nll:}\ \ell_i = -w_{t_i} x_{i t_i}, \qquad
+    \text{categorical:}\ \ell_i = -\sum_c y_{ic} \log p_{ic},
 
-How the numbers are made accurate (the goldens every framework is judged by):
-
-* Every row is shifted by its maximum ``m``; ``d = z - m`` is kept together with its exact
-  rounding error ``e`` (TwoSum), so ``d + e = z - m`` exactly and
-  ``exp(z - m) = exp(d) * (1 + e)`` to within rounding, even for logits like ``1e30``.
-* ``R = sum over the other classes of exp(z_c - m)`` (the maximum's own term, exactly 1,
-  left out) is summed with compensated pairwise summation into a double-double, and
-  ``log S = log1p(R)`` is taken in double-double (:mod:`xentcheck.reference._dd`): a loss
-  of ``1e-20`` where the target dominates keeps all its digits.
-* ``-log p_c = log S - d_c - e_c`` is formed in double-double before the one final
-  rounding. What remains is the rounding of ``exp`` (NumPy's, under 1 ULP) in each term.
-* In gradients, ``1 - p_a`` for the largest class ``a`` is ``R / S`` (never ``1 - p_a``),
-  and ``W p_a - a_a`` is ``sum_{c != a} a_c - W R / S``, so nothing cancels that need not.
-* Reductions use correctly rounded sums (``math.fsum``); a mean divides once. Weights
-  below 1 are scaled up by a power of two (exactly) and the results scaled back, so tiny
-  weights lose no digits to underflow.
-* Rows are processed in blocks of about ``2**17`` elements, so a ``[8*128, 32000]`` input
-  stays within cache-sized temporaries.
-
-Accuracy, against mpmath (``tests/reference``): values within 4 ULP of the exact value
-(about 2.5 at worst over 10,000 drawn inputs per loss), gradients within 4 ULP of the
-exact value or, where they are a difference that may cancel, of its larger term (about
-3 at worst). Where a result lies near underflow (below about ``1e-300``) the error is
-absolute instead: a few multiples of ``2**-1074`` times the weights and cotangent that
-multiply it afterwards.
-
-Non-finite logits follow the limits of the math, documented per function: a row holding
-NaN gives NaN; a row with exactly one ``+inf`` is the limit of that logit going to
-infinity (softmax one-hot there); two or more ``+inf`` in a row, or a row of only
-``-inf``, are indeterminate (NaN; logsumexp is ``+inf`` / ``-inf`` there).
-A zero weight or a zero target probability removes its term (``0 * inf = 0``, the
-``0 log 0 = 0`` convention).
+a target holding class indices ``[N, d1, ...]`` (one rank lower than the first input) or
+probabilities (the same rank); ``softmax``, ``log_softmax`` and ``logsumexp`` along any
+axis. Each function returns ``(value, grads)``: the value a float64 array (0-d when
+reduced), the gradients the vector-Jacobian products with the fixed cotangent of
+:mod:`xentcheck.reference._cotangent`. The rows are computed by the double-double row
+kernel :mod:`xentcheck.reference.rows`, reductions use correctly rounded sums, and
+weights below 1 are scaled up by a power of two (exactly) and the results scaled back.
+Against mpmath (``tests/reference``): values and gradients within 4 ULP of the exact
+value, or of a cancelling difference's larger term; an absolute error of a few
+``2**-1074`` near underflow. Non-finite logits follow the limits of the math, as each
+function documents.
 """
 
 from __future__ import annotations
 
-import operator
-from dataclasses import dataclass
-from functools import cached_property
-
 import numpy as np
 
-from xentcheck.reference import _dd
 from xentcheck.reference._cotangent import cotangent
-from xentcheck.reference._labels import as_labels
 from xentcheck.reference._reduce import exact_sum, reduce
+from xentcheck.reference.arguments import (
+    as_labels,
+    as_real,
+    check_axis,
+    check_label_shape,
+    check_labels,
+    check_probabilities,
+    check_reduction,
+    check_smoothing,
+    check_target_shape,
+    class_weight,
+    kept_labels,
+    label_shape,
+    n_classes,
+)
+from xentcheck.reference.rows import Rows, blocks, rows_along, shifted_rows, sum_dd, two_sum
 
 __all__ = [
     "categorical_cross_entropy",
@@ -66,227 +54,12 @@ __all__ = [
     "softmax_cross_entropy",
 ]
 
-_REDUCTIONS = ("none", "sum", "mean")
-
-# ----------------------------------------------------------------- exact arithmetic
-
-
-def _two_sum(a, b):
-    """``(s, err)`` with ``s + err = a + b`` exactly (TwoSum); ``err = 0`` where ``s`` is
-    not finite (an infinite or NaN sum carries no rounding error)."""
-    s, err = _dd.two_sum(a, b)
-    return s, np.where(np.isfinite(s), err, 0.0)
-
-
-def _sum_dd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum ``x`` along its last axis into a double-double ``(hi, lo)``.
-
-    Pairwise summation in which every addition is error-free (TwoSum) and the errors are
-    carried along: ``hi + lo`` equals the exact sum to about ``2**-100`` relative to the
-    sum of ``|x|``, and ``hi`` is the sum rounded (faithfully) to float64.
-    """
-    s = np.asarray(x, dtype=np.float64)
-    lead = s.shape[:-1]
-    if s.shape[-1] == 0:
-        return np.zeros(lead), np.zeros(lead)
-    e = None
-    while s.shape[-1] > 1:
-        n = s.shape[-1]
-        h = n // 2
-        t, err = _two_sum(s[..., 0 : 2 * h : 2], s[..., 1 : 2 * h : 2])
-        if e is not None:
-            err = err + (e[..., 0 : 2 * h : 2] + e[..., 1 : 2 * h : 2])
-        if n % 2:
-            t = np.concatenate([t, s[..., -1:]], axis=-1)
-            tail = e[..., -1:] if e is not None else np.zeros((*lead, 1))
-            err = np.concatenate([err, tail], axis=-1)
-        s, e = t, err
-    if e is None:
-        return s[..., 0].copy(), np.zeros(lead)
-    return _two_sum(s[..., 0], e[..., 0])
-
-
-# ------------------------------------------------------------------ the shifted rows
-
-
-@dataclass
-class _Rows:
-    """The max-shifted softmax of rows ``z [M, C]`` (``C >= 1``) in extra precision.
-
-    ``d + e = z - m`` exactly (``m`` the row maximum, at the first index ``amax``);
-    ``E = exp(d + e)`` with ``E[amax] = 0`` (its true value is exactly 1);
-    ``R = sum(E)`` and ``S = 1 + R`` as double-doubles; ``log S`` as a double-double.
-    Rows with a single ``+inf`` are replaced by their limit (0 there, ``-inf`` elsewhere);
-    ``nan_row``, ``multi_inf`` (two or more ``+inf``) and ``all_ninf`` (only ``-inf``)
-    flag rows whose softmax is undefined (computed on zeros, to be overwritten).
-    """
-
-    m: np.ndarray
-    d: np.ndarray
-    e: np.ndarray
-    E: np.ndarray
-    amax: np.ndarray
-    r_hi: np.ndarray
-    r_lo: np.ndarray
-    s_hi: np.ndarray
-    s_lo: np.ndarray
-    logs_hi: np.ndarray
-    logs_lo: np.ndarray
-    nan_row: np.ndarray
-    any_inf: np.ndarray
-    multi_inf: np.ndarray
-    all_ninf: np.ndarray
-
-    @property
-    def bad(self) -> np.ndarray:
-        """Rows whose softmax is undefined (NaN results)."""
-        return self.nan_row | self.multi_inf | self.all_ninf
-
-    @property
-    def ar(self) -> np.ndarray:
-        return np.arange(self.m.shape[0])
-
-    @cached_property
-    def p_off(self) -> np.ndarray:
-        """Softmax ``E / S`` with 0 in the column of the maximum."""
-        p0 = self.E / self.s_hi[:, None]
-        return p0 - p0 * (self.s_lo / self.s_hi)[:, None]
-
-    def p_max(self) -> np.ndarray:
-        """Softmax at the maximum, ``1 / S``."""
-        inv = 1.0 / self.s_hi
-        return inv - inv * (self.s_lo / self.s_hi)
-
-    def q_max(self) -> np.ndarray:
-        """``1 - p`` at the maximum, ``R / S``, without cancellation."""
-        q0 = self.r_hi / self.s_hi
-        return q0 + (self.r_lo - q0 * self.s_lo) / self.s_hi
-
-    def softmax(self) -> np.ndarray:
-        p = self.p_off.copy()
-        p[self.ar, self.amax] = self.p_max()
-        return p
-
-    def _neg_log(self, d, e, logs_hi, logs_lo):
-        hi, lo = _two_sum(logs_hi, -d)
-        return hi, np.where(np.isfinite(hi), lo + (logs_lo - e), 0.0)
-
-    def neg_log_p(self) -> tuple[np.ndarray, np.ndarray]:
-        """``-log softmax`` of every entry, as a double-double ``[M, C]``."""
-        return self._neg_log(self.d, self.e, self.logs_hi[:, None], self.logs_lo[:, None])
-
-    def neg_log_p_at(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``-log softmax`` at class ``t[i]`` of each row, as a double-double ``[M]``."""
-        ar = self.ar
-        return self._neg_log(self.d[ar, t], self.e[ar, t], self.logs_hi, self.logs_lo)
-
-    def sparse_grad(self, t: np.ndarray, f: np.ndarray) -> np.ndarray:
-        """``f * (p - onehot(t))`` per row, ``[M, C]``, without cancellation."""
-        ar = self.ar
-        g = self.p_off * f[:, None]
-        at_max = t == self.amax
-        g[ar, self.amax] = np.where(at_max, -f * self.q_max(), f * self.p_max())
-        other = ~at_max
-        g[ar[other], t[other]] -= f[other]
-        return g
-
-    def dense_grad(self, a: np.ndarray) -> np.ndarray:
-        """``W p - a`` per row with ``W = sum_c a_c``, ``[M, C]``.
-
-        At the maximum ``a`` where ``p_a > 1/2``: ``sum_{c != a} a_c - W (1 - p_a)`` with
-        ``1 - p_a = R / S``, whose terms are at most twice the larger of ``W p_a, a_a``
-        and which, unlike them, do not cancel as ``p_a`` nears 1.
-        """
-        ar, amax = self.ar, self.amax
-        w_hi, w_lo = _sum_dd(a)
-        w = w_hi + w_lo
-        g = w[:, None] * self.p_off - a
-        a_max = a[ar, amax]
-        rest_hi, rest_lo = _two_sum(w_hi, -a_max)  # sum_{c != a} a_c
-        q = self.q_max()
-        g[ar, amax] = np.where(
-            q < 0.5, (rest_hi + (rest_lo + w_lo)) - w * q, w * self.p_max() - a_max
-        )
-        return g
-
-
-def _rows(z: np.ndarray) -> _Rows:
-    """Shift and exponentiate the rows of ``z [M, C]``, ``C >= 1``."""
-    z = np.asarray(z, dtype=np.float64)
-    nan_row = np.isnan(z).any(axis=-1)
-    pinf = z == np.inf
-    n_inf = pinf.sum(axis=-1)
-    all_ninf = (z == -np.inf).all(axis=-1)
-    multi_inf = ~nan_row & (n_inf > 1)
-    one_inf = ~nan_row & (n_inf == 1)
-    fix = nan_row | multi_inf | one_inf | all_ninf
-    if fix.any():
-        z = z.copy()
-        z[nan_row | multi_inf | all_ninf] = 0.0
-        z[one_inf] = np.where(pinf[one_inf], 0.0, -np.inf)
-    amax = np.argmax(z, axis=-1)
-    ar = np.arange(z.shape[0])
-    m = z[ar, amax]
-    d, e = _two_sum(z, -m[:, None])
-    E = np.exp(d)
-    E += E * e
-    E[ar, amax] = 0.0
-    r_hi, r_lo = _sum_dd(E)
-    s_hi, s_lo = _dd.add_f((r_hi, r_lo), 1.0)
-    logs_hi, logs_lo = _dd.log1p((r_hi, r_lo))
-    return _Rows(
-        m=m,
-        d=d,
-        e=e,
-        E=E,
-        amax=amax,
-        r_hi=r_hi,
-        r_lo=r_lo,
-        s_hi=s_hi,
-        s_lo=s_lo,
-        logs_hi=logs_hi,
-        logs_lo=logs_lo,
-        nan_row=nan_row,
-        any_inf=one_inf | multi_inf,
-        multi_inf=multi_inf,
-        all_ninf=all_ninf,
-    )
-
-
-# --------------------------------------------------------------------- input plumbing
-
-
-def _float(x, name: str) -> np.ndarray:
-    a = np.asarray(x)
-    if a.dtype.kind not in "fiub":
-        raise ValueError(f"{name}: expected a real array, got dtype {a.dtype}")
-    return a.astype(np.float64)
-
-
-_labels = as_labels
-
-
-def _classes(x: np.ndarray, name: str) -> int:
-    """Number of classes of ``x`` (axis 1, or axis 0 of an unbatched 1-D input)."""
-    if x.ndim == 0:
-        raise ValueError(f"{name}: needs a class axis, got a 0-d array")
-    return int(x.shape[1] if x.ndim >= 2 else x.shape[0])
-
-
-def _label_shape(x: np.ndarray) -> tuple[int, ...]:
-    """Shape of the class indices matching ``x``: ``x.shape`` without axis 1."""
-    return (x.shape[0], *x.shape[2:]) if x.ndim >= 2 else ()
-
-
-def _rows_along(x: np.ndarray, axis: int) -> np.ndarray:
-    """``x`` as rows ``[M, C]`` with ``axis`` last, C-order over the other axes."""
-    n_rows = int(np.prod(x.shape[:axis] + x.shape[axis + 1 :], dtype=np.int64))
-    return np.moveaxis(x, axis, -1).reshape(n_rows, x.shape[axis])
+# --------------------------------------------------------------------- layout, scaling
 
 
 def _to_rows(x: np.ndarray) -> np.ndarray:
     """``[N, C, d1, ...]`` (or ``[C]``) -> ``[N*d1*..., C]`` rows, C-order over the rest."""
-    return _rows_along(x, 1 if x.ndim >= 2 else 0)
+    return rows_along(x, 1 if x.ndim >= 2 else 0)
 
 
 def _from_rows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -295,37 +68,6 @@ def _from_rows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return rows.reshape(shape)
     moved = (shape[0], *shape[2:], shape[1])
     return np.ascontiguousarray(np.moveaxis(rows.reshape(moved), -1, 1))
-
-
-def _check_reduction(reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"unknown reduction {reduction!r}; use none, sum or mean")
-
-
-def _check_target_shape(target: np.ndarray, first: np.ndarray, name: str) -> None:
-    want = first.shape if target.ndim == first.ndim else _label_shape(first)
-    if target.shape != want:
-        raise ValueError(
-            f"target shape {target.shape} does not match {name} shape {first.shape}: "
-            f"class indices need {_label_shape(first)}, probabilities {first.shape}"
-        )
-
-
-def _check_labels(t: np.ndarray, kept: np.ndarray, classes: int) -> None:
-    """Raise ``ValueError`` naming the first kept label outside ``[0, classes)``."""
-    bad = kept & ((t < 0) | (t >= classes))
-    if bad.any():
-        label = int(t[bad][0])
-        raise ValueError(f"target label {label} is out of range [0, {classes}) for C={classes}")
-
-
-def _weight(weight, classes: int) -> np.ndarray | None:
-    if weight is None:
-        return None
-    w = _float(weight, "weight")
-    if w.shape != (classes,):
-        raise ValueError(f"weight shape {w.shape} does not match the {classes} classes")
-    return w
 
 
 def _upscale(w: np.ndarray) -> int:
@@ -352,7 +94,7 @@ def _dot_dd(a: np.ndarray, x_hi: np.ndarray, x_lo: np.ndarray, w=None) -> np.nda
     hi, lo = _times(a, x_hi), _times(a, x_lo)
     if w is not None:
         hi, lo = _times(w, hi), _times(w, lo)
-    s_hi, s_lo = _sum_dd(hi)
+    s_hi, s_lo = sum_dd(hi)
     return s_hi + (s_lo + lo.sum(axis=-1))
 
 
@@ -369,16 +111,6 @@ def _scale(g: np.ndarray, reduction: str, cot: np.ndarray | None, denominator: f
     if reduction == "sum":
         return g
     return g / np.float64(denominator)
-
-
-_BLOCK = 1 << 17  # elements per block of rows: keeps the temporaries in cache
-
-
-def _blocks(n_rows: int, n_cols: int):
-    """Slices of consecutive rows, about ``_BLOCK`` elements each (at least one row)."""
-    step = max(1, _BLOCK // max(n_cols, 1))
-    for start in range(0, n_rows, step):
-        yield slice(start, min(start + step, n_rows))
 
 
 # --------------------------------------------------------------------------- losses
@@ -460,18 +192,16 @@ def softmax_cross_entropy(
       Blanchard, Higham, Higham, *Accurately computing the log-sum-exp and softmax
       functions*, IMA J. Numer. Anal. 2021.
     """
-    z = _float(logits, "logits")
-    classes = _classes(z, "logits")
+    z = as_real(logits, "logits")
+    classes = n_classes(z, "logits")
     target = np.asarray(target)
-    _check_target_shape(target, z, "logits")
-    _check_reduction(reduction)
-    eps = float(label_smoothing)
-    if not 0.0 <= eps <= 1.0:
-        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing!r}")
-    w = _weight(weight, classes)
+    check_target_shape(target, z, "logits")
+    check_reduction(reduction)
+    eps = check_smoothing(label_smoothing)
+    w = class_weight(weight, classes)
     soft = target.ndim == z.ndim
     zr = _to_rows(z)
-    out_shape = _label_shape(z)
+    out_shape = label_shape(z)
     n_rows = zr.shape[0]
     kept = np.ones(n_rows, dtype=bool)
     w_exp = 0  # the weights in use are scaled by 2**-w_exp (see _upscale)
@@ -479,13 +209,12 @@ def softmax_cross_entropy(
         w_exp = 0 if w is None else _upscale(w)
         w = None if w is None else np.ldexp(w, -w_exp)
     if soft:
-        y = _to_rows(_float(target, "target"))
+        y = _to_rows(as_real(target, "target"))
         denominator = float(n_rows)
     else:
-        t_all = _labels(target, "target").ravel()
-        if ignore_index is not None:
-            kept = t_all != operator.index(ignore_index)
-        _check_labels(t_all, kept, classes)
+        t_all = as_labels(target, "target").ravel()
+        kept = kept_labels(t_all, ignore_index)
+        check_labels(t_all, kept, classes)
         t = np.where(kept, t_all, 0)
         wt = np.ones(n_rows) if w is None or classes == 0 else w[t]
         wt = np.where(kept, wt, 0.0)
@@ -502,8 +231,8 @@ def softmax_cross_entropy(
     dense = soft or eps > 0.0
     with np.errstate(all="ignore"):
         # with no classes every (kept) position has loss 0 and nothing to differentiate
-        for b in _blocks(n_rows, classes) if classes else ():
-            rows = _rows(zr[b])
+        for b in blocks(n_rows, classes) if classes else ():
+            rows = shifted_rows(zr[b])
             cb = None if cot is None else cot[b]
             if dense:
                 nl_hi, nl_lo = rows.neg_log_p()
@@ -583,30 +312,29 @@ def categorical_cross_entropy(probs, target, *, reduction: str = "mean"):
       Keras ``categorical_crossentropy(from_logits=False)`` (without its clipping);
       Goodfellow, Bengio, Courville, *Deep Learning*, 2016, section 3.13.
     """
-    p = _float(probs, "probs")
-    classes = _classes(p, "probs")
+    p = as_real(probs, "probs")
+    classes = n_classes(p, "probs")
     target = np.asarray(target)
-    _check_target_shape(target, p, "probs")
-    _check_reduction(reduction)
-    if np.any((p < 0) | (p > 1)):  # NaN compares false: it propagates instead
-        raise ValueError("categorical_cross_entropy: probabilities must lie in [0, 1]")
+    check_target_shape(target, p, "probs")
+    check_reduction(reduction)
+    check_probabilities(p, "categorical_cross_entropy")
     soft = target.ndim == p.ndim
     pr = _to_rows(p)
-    out_shape = _label_shape(p)
+    out_shape = label_shape(p)
     n_rows = pr.shape[0]
     with np.errstate(all="ignore"):
         neg_log = -np.log(pr)
         if soft:
-            y = _to_rows(_float(target, "target"))
+            y = _to_rows(as_real(target, "target"))
         else:
-            t = _labels(target, "target").ravel()
-            _check_labels(t, np.ones(t.shape, dtype=bool), classes)
+            t = as_labels(target, "target").ravel()
+            check_labels(t, kept_labels(t, None), classes)
             y = np.zeros(pr.shape)
             y[np.arange(n_rows), t] = 1.0
         # 0 log p = 0 whatever p; with probability targets a NaN p stays NaN (IEEE 0 * NaN),
         # with class indices only p[target] enters the loss, so NaN elsewhere does not.
         absent = (y == 0) & (~np.isnan(pr) if soft else True)
-        s_hi, s_lo = _sum_dd(np.where(absent, 0.0, y * neg_log))
+        s_hi, s_lo = sum_dd(np.where(absent, 0.0, y * neg_log))
         per = s_hi + s_lo
         gp = np.where(absent, 0.0, np.where(pr < 0, np.nan, -y / pr))
         value, _ = reduce(per.reshape(out_shape), reduction, n_rows)
@@ -658,24 +386,18 @@ def nll(
       PyTorch ``torch.nn.functional.nll_loss``
       (https://pytorch.org/docs/stable/generated/torch.nn.NLLLoss.html).
     """
-    x = _float(log_probs, "log_probs")
-    classes = _classes(x, "log_probs")
+    x = as_real(log_probs, "log_probs")
+    classes = n_classes(x, "log_probs")
     target = np.asarray(target)
-    if target.shape != _label_shape(x):
-        raise ValueError(
-            f"target shape {target.shape} does not match log_probs shape {x.shape}: "
-            f"class indices need {_label_shape(x)}"
-        )
-    _check_reduction(reduction)
-    w = _weight(weight, classes)
+    check_label_shape(target, x, "log_probs")
+    check_reduction(reduction)
+    w = class_weight(weight, classes)
     xr = _to_rows(x)
-    out_shape = _label_shape(x)
+    out_shape = label_shape(x)
     n_rows = xr.shape[0]
-    t_all = _labels(target, "target").ravel()
-    kept = np.ones(n_rows, dtype=bool)
-    if ignore_index is not None:
-        kept = t_all != operator.index(ignore_index)
-    _check_labels(t_all, kept, classes)
+    t_all = as_labels(target, "target").ravel()
+    kept = kept_labels(t_all, ignore_index)
+    check_labels(t_all, kept, classes)
     t = np.where(kept, t_all, 0)
     ar = np.arange(n_rows)
     with np.errstate(all="ignore"):
@@ -708,13 +430,10 @@ def _along_axis(x, axis: int, block, reduced: bool = False):
     ``g`` is the fixed cotangent of the output (per slice for a ``reduced`` output, else
     per element), both laid out as rows ``[M, C]`` with ``axis`` last.
     """
-    x = _float(x, "x")
-    axis = operator.index(axis)
-    if not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"axis {axis} is out of bounds for an array of dimension {x.ndim}")
-    axis %= x.ndim
+    x = as_real(x, "x")
+    axis = check_axis(axis, x.ndim)
     classes = x.shape[axis]
-    xr = _rows_along(x, axis)
+    xr = rows_along(x, axis)
     n_rows = xr.shape[0]
     moved = (*x.shape[:axis], *x.shape[axis + 1 :], classes)
     if reduced:
@@ -723,12 +442,12 @@ def _along_axis(x, axis: int, block, reduced: bool = False):
         value = np.full(n_rows, -np.inf)  # an empty axis sums to 0: log 0
     else:
         out_shape = x.shape
-        cot = _rows_along(cotangent(x.shape), axis)
+        cot = rows_along(cotangent(x.shape), axis)
         value = np.zeros(xr.shape)
     vjp = np.zeros(xr.shape)
     with np.errstate(all="ignore"):
-        for b in _blocks(n_rows, classes) if classes else ():
-            value[b], vjp[b] = block(_rows(xr[b]), cot[b])
+        for b in blocks(n_rows, classes) if classes else ():
+            value[b], vjp[b] = block(shifted_rows(xr[b]), cot[b])
 
     def back(rows):
         return np.ascontiguousarray(np.moveaxis(rows.reshape(moved), -1, axis))
@@ -765,11 +484,11 @@ def softmax(x, *, axis: int = -1):
     return _along_axis(x, axis, _softmax_block)
 
 
-def _softmax_block(rows: _Rows, g: np.ndarray):
+def _softmax_block(rows: Rows, g: np.ndarray):
     ar, amax = rows.ar, rows.amax
     p = rows.softmax()
     ga = g[ar, amax]
-    t_hi, t_lo = _sum_dd(rows.p_off * (ga[:, None] - g))  # sum_{c != a} p_c (g_a - g_c)
+    t_hi, t_lo = sum_dd(rows.p_off * (ga[:, None] - g))  # sum_{c != a} p_c (g_a - g_c)
     t = t_hi + t_lo
     bracket = (g - ga[:, None]) + t[:, None]
     bracket[ar, amax] = t
@@ -804,7 +523,7 @@ def log_softmax(x, *, axis: int = -1):
     return _along_axis(x, axis, _log_softmax_block)
 
 
-def _log_softmax_block(rows: _Rows, g: np.ndarray):
+def _log_softmax_block(rows: Rows, g: np.ndarray):
     nl_hi, nl_lo = rows.neg_log_p()
     value = -(nl_hi + nl_lo)
     vjp = -rows.dense_grad(g)
@@ -839,8 +558,8 @@ def logsumexp(x, *, axis: int = -1):
     return _along_axis(x, axis, _logsumexp_block, reduced=True)
 
 
-def _logsumexp_block(rows: _Rows, g: np.ndarray):
-    hi, lo = _two_sum(rows.m, rows.logs_hi)
+def _logsumexp_block(rows: Rows, g: np.ndarray):
+    hi, lo = two_sum(rows.m, rows.logs_hi)
     value = hi + (lo + rows.logs_lo)
     value[rows.any_inf] = np.inf
     value[rows.all_ninf] = -np.inf

@@ -1,16 +1,17 @@
-"""Token-level language-model losses: mean next-token cross-entropy and perplexity.
+r"""Token-level language-model losses: mean next-token cross-entropy and perplexity.
 
-The vocabulary is the LAST axis here (``logits [B, T, V]``, the layout language models
-use), unlike the class axis 1 of :mod:`xentcheck.reference.softmax`, whose accurate
-max-shifted softmax rows these functions share.
+With logits :math:`z` ``[B, T, V]`` (the vocabulary LAST, as language models lay it
+out), token ids :math:`t` and the kept tokens :math:`K` (mask and ``ignore_index``):
 
-:func:`token_cross_entropy_chunked` computes the same loss at language-model scale, e.g.
-float32 logits ``[8192, 131072]`` (4 GiB): it never holds a float64 copy of the logits,
-only a block of rows at a time, and gives the gradient in the input's dtype or block by
-block to a callback. Its ``"numpy"`` kernel gives this module's values bit for bit; its
-``"numba"`` kernel (the ``fast`` extra: ``pip install xentcheck[fast]``) fuses each row
-into two or three passes on every core, to the same accuracy (see
-:mod:`xentcheck.reference._tokens_numba` for what differs).
+.. math::
+    \ell_{bt} = -\log p_{bt\, t_{bt}}, \qquad
+    \mathrm{CE} = \frac{1}{|K|} \sum_K \ell, \qquad \mathrm{PPL} = e^{\mathrm{CE}}.
+
+The rows are the double-double rows of :mod:`xentcheck.reference.rows`, and the mean is
+kept as a double-double. :func:`token_cross_entropy_chunked` computes the same loss at
+language-model scale (float32 logits ``[8192, 131072]``, 4 GiB) a block of rows at a
+time: its ``"numpy"`` kernel bit for bit, its ``"numba"`` kernel (the ``fast`` extra;
+:mod:`xentcheck.reference._tokens_numba`) fused per row, to the same accuracy.
 """
 
 from __future__ import annotations
@@ -18,25 +19,15 @@ from __future__ import annotations
 import functools
 import importlib
 import math
-import operator
 from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
 
-from xentcheck.dtypes import FLOAT_DTYPES
 from xentcheck.reference import _dd
 from xentcheck.reference._reduce import exact_sum
-from xentcheck.reference.softmax import (
-    _blocks,
-    _check_labels,
-    _float,
-    _labels,
-    _rows,
-    _rows_along,
-    _sum_dd,
-    _two_sum,
-)
+from xentcheck.reference.arguments import as_real, real_array, token_labels
+from xentcheck.reference.rows import blocks, neg_log, rows_along, shifted_rows, sum_dd, two_sum
 
 __all__ = [
     "KERNELS",
@@ -55,48 +46,9 @@ def _kept_rows(logits, target, mask, ignore_index, *, to_float64=True):
     input is contiguous): each block is converted to float64 when it is used, which gives
     the same float64 numbers, since every float format converts to float64 exactly.
     """
-    z = _float(logits, "logits") if to_float64 else _real_array(logits, "logits")
-    if z.ndim == 0:
-        raise ValueError("logits: needs a vocabulary axis, got a 0-d array")
-    target = np.asarray(target)
-    if target.shape != z.shape[:-1]:
-        raise ValueError(
-            f"target shape {target.shape} does not match logits shape {z.shape}: "
-            f"need {z.shape[:-1]}"
-        )
-    t = _labels(target, "target").ravel()
-    kept = np.ones(t.shape, dtype=bool)
-    if mask is not None:
-        mask = np.asarray(mask)
-        if mask.shape != target.shape:
-            raise ValueError(f"mask shape {mask.shape} does not match target shape {target.shape}")
-        kept = mask.ravel() != 0
-    if ignore_index is not None:
-        kept &= t != operator.index(ignore_index)
-    _check_labels(t, kept, z.shape[-1])
-    return _rows_along(z, z.ndim - 1), t, np.flatnonzero(kept)
-
-
-def _real_array(x, name: str) -> np.ndarray:
-    """``x`` as an array of its own real dtype (no copy): float, int, bool or an ml_dtypes
-    float such as bfloat16."""
-    a = np.asarray(x)
-    if a.dtype.kind not in "fiub" and a.dtype.name not in FLOAT_DTYPES:
-        raise ValueError(f"{name}: expected a real array, got dtype {a.dtype}")
-    return a
-
-
-def _row_blocks(n_rows: int, n_cols: int, block_elements: int | None):
-    """Slices of consecutive rows: :func:`xentcheck.reference.softmax._blocks` by
-    default, else about ``block_elements`` elements each (at least one row).
-
-    The block size never changes a result: every row is computed on its own and the
-    per-row losses are summed once, all together, at the end.
-    """
-    if block_elements is None:
-        return _blocks(n_rows, n_cols)
-    step = max(1, block_elements // max(n_cols, 1))
-    return (slice(a, min(a + step, n_rows)) for a in range(0, n_rows, step))
+    z = as_real(logits, "logits") if to_float64 else real_array(logits, "logits", ml_floats=True)
+    t, kept = token_labels(z, target, mask, ignore_index)
+    return rows_along(z, z.ndim - 1), t, np.flatnonzero(kept)
 
 
 def _mean_loss(zr, t, idx, grad=None, *, sink=None, block_elements=None):
@@ -119,8 +71,8 @@ def _mean_loss(zr, t, idx, grad=None, *, sink=None, block_elements=None):
             g[positions] = gb
 
     with np.errstate(all="ignore"):
-        for b in _row_blocks(n, zr.shape[1], block_elements):
-            rows = _rows(zr[idx[b]])
+        for b in blocks(n, zr.shape[1], block_elements):
+            rows = shifted_rows(zr[idx[b]])
             tb = t[idx[b]]
             hi, l_lo[b] = rows.neg_log_p_at(tb)
             l_hi[b] = np.where(rows.bad, np.nan, hi)
@@ -232,12 +184,12 @@ def perplexity(logits, target, mask=None, *, ignore_index: int | None = None):
             return rows.sparse_grad(tb, np.ones(tb.shape)) * ppl
         # exp(x) p_c = exp(x - (-log p_c)) for c != t, in double-double; at t minus their sum
         nl_hi, nl_lo = rows.neg_log_p()
-        d, err = _two_sum(hi, -nl_hi)
-        d, err = _two_sum(d, err + (lo - nl_lo))  # renormalised: |err| <= ulp(d) / 2
+        d, err = two_sum(hi, -nl_hi)
+        d, err = two_sum(d, err + (lo - nl_lo))  # renormalised: |err| <= ulp(d) / 2
         gb = np.exp(d)
         gb = np.where(np.isinf(gb), gb, gb + gb * err)
         gb[rows.ar, tb] = 0.0
-        s_hi, s_lo = _sum_dd(gb)
+        s_hi, s_lo = sum_dd(gb)
         gb[rows.ar, tb] = -(s_hi + s_lo)
         return gb / n
 
@@ -352,9 +304,9 @@ def token_cross_entropy_chunked(
         if on_grad is not None:
             on_grad(positions, gb)
 
-    blocks = CHUNK_ELEMENTS if block_elements is None else block_elements
+    elements = CHUNK_ELEMENTS if block_elements is None else block_elements
     if kernel == "numba":
-        hi, lo = _mean_loss_fused(zr, t, idx, g_out, on_grad, sink, blocks)
+        hi, lo = _mean_loss_fused(zr, t, idx, g_out, on_grad, sink, elements)
     else:
         hi, lo, _ = _mean_loss(
             zr,
@@ -362,7 +314,7 @@ def token_cross_entropy_chunked(
             idx,
             (lambda rows, tb: rows.sparse_grad(tb, np.ones(tb.shape)) / n) if want_grad else None,
             sink=sink,
-            block_elements=blocks,
+            block_elements=elements,
         )
     grad = None if g_out is None else g_out.reshape(shape)
     return np.asarray(hi + lo, dtype=np.float64), grad
@@ -382,10 +334,10 @@ def _mean_loss_fused(zr, t, idx, g_out, on_grad, sink, block_elements) -> tuple[
     in_place = zr.dtype in _FAST_INPUTS
     g_in_place = on_grad is None and (g_out is None or g_out.dtype in _FAST_INPUTS)
     whole = in_place and g_in_place  # nothing to convert or buffer: every row in one call
-    blocks = [slice(0, n)] if whole else _row_blocks(n, vocab, block_elements)
+    row_blocks = [slice(0, n)] if whole else blocks(n, vocab, block_elements)
     z = np.asarray(zr)
     no_grad = np.zeros((0, vocab))
-    for b in blocks:
+    for b in row_blocks:
         rows = idx[b]
         if rows.size == 0:
             continue
@@ -400,13 +352,6 @@ def _mean_loss_fused(zr, t, idx, g_out, on_grad, sink, block_elements) -> tuple[
             sink(rows, gb)
     with np.errstate(all="ignore"):
         logs = _dd.log1p((stats[:, 0], stats[:, 1]))
-        hi, lo = _neg_log(logs, stats[:, 2], stats[:, 3])
+        hi, lo = neg_log(*logs, stats[:, 2], stats[:, 3])
     hi = np.where(status == kern.BAD, np.nan, hi)
     return _dd_mean(hi, lo, n)
-
-
-def _neg_log(logs: tuple[np.ndarray, np.ndarray], d: np.ndarray, e: np.ndarray):
-    """``-log p = log S - (d + e)`` as a double-double, as
-    :meth:`xentcheck.reference.softmax._Rows.neg_log_p_at` forms it."""
-    hi, lo = _two_sum(logs[0], -d)
-    return hi, np.where(np.isfinite(hi), lo + (logs[1] - e), 0.0)
