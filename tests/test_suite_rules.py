@@ -13,6 +13,10 @@
 2. No seed comes from the clock or the OS: no unseeded generator, no global ``random`` /
    ``np.random`` state, no seed computed from ``time``, ``os.urandom`` or ``uuid``, in
    tests/, bench/ and src/; Hypothesis runs derandomized (tests/conftest.py).
+3. The shipped suite is arranged by loss only: every case file is
+   ``cases/<loss>/<topic>.yaml`` and holds cases of that loss. A topic is a tag; the
+   topics that select cases (``--skip-tag large-vocab``, the compiled modes'
+   ``compiled-modes``) have one file per loss, holding exactly the cases with the tag.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import pytest
 from hypothesis import settings
 
 from xentcheck.adapters import REQUIRES
+from xentcheck.adapters.compiled_modes import CASE_TAG
+from xentcheck.harness.cases import load_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
@@ -349,3 +355,48 @@ def test_no_seed_in_tests_bench_or_src_comes_from_the_clock():
 )  # fmt: skip
 def test_the_scan_finds_clock_and_missing_seeds(source, found):
     assert bool(clock_seeds(source)) == found
+
+
+# --- 3. the suite by loss ----------------------------------------------------------------
+
+#: topic file name -> the tag that stands for the topic
+TOPIC_FILES = {"large_vocab": "large-vocab", "compiled_modes": CASE_TAG}
+
+
+def misplaced(root: Path) -> list[str]:
+    """``file:line: why`` for every case under ``root`` outside ``<its loss>/<topic>.yaml``,
+    and for every case whose tag and topic file disagree (:data:`TOPIC_FILES`)."""
+    out = []
+    for case in load_cases([root]):
+        rel = Path(case.source.file).relative_to(root)
+        where = f"{rel.as_posix()}:{case.source.line}: case {case.id!r}"
+        if rel.parts[:-1] != (case.loss,):
+            out.append(f"{where} of {case.loss} belongs in {case.loss}/")
+        for stem, tag in TOPIC_FILES.items():
+            if (rel.stem == stem) != (tag in case.tags):
+                out.append(f"{where}: the cases tagged {tag} are the ones in {stem}.yaml")
+    return out
+
+
+def test_every_shipped_case_sits_in_the_folder_of_its_loss():
+    assert misplaced(ROOT / "cases") == []
+
+
+def test_the_layout_check_finds_misplaced_cases(tmp_path):
+    def case(path: str, loss: str, tags: str = "[]") -> None:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(
+            f"cases:\n  - {{id: a, loss: {loss}, inputs: {{x: [1.0]}}, tags: {tags}}}\n"
+        )
+
+    case("sigmoid/basic.yaml", "sigmoid")
+    case("sigmoid/large_vocab.yaml", "sigmoid", "[large-vocab]")
+    case("errors/sigmoid.yaml", "sigmoid")
+    case("log_sigmoid.yaml", "log_sigmoid")
+    case("softmax/basic.yaml", "log_softmax")
+    case("softmax/huge.yaml", "softmax", f"[{CASE_TAG}]")
+    case("softmax/compiled_modes.yaml", "softmax")
+    assert [line.split(":")[0] for line in misplaced(tmp_path)] == [
+        "errors/sigmoid.yaml", "log_sigmoid.yaml", "softmax/basic.yaml",
+        "softmax/compiled_modes.yaml", "softmax/huge.yaml",
+    ]  # fmt: skip

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import signal
 import sys
@@ -331,9 +330,9 @@ def cmd_cases(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from xentcheck.harness.schema import case_schema
+    from xentcheck.harness import schema
 
-    print(json.dumps(case_schema(), indent=2))
+    sys.stdout.write(schema.text())
     return 0
 
 

@@ -428,7 +428,9 @@ def test_an_interrupted_run_resumes_and_stores_what_it_finished(project):
 @pytest.mark.torch
 def test_torch_end_to_end_warm_run_starts_no_worker(tmp_path):
     (tmp_path / "cases").mkdir()
-    shutil.copy(ROOT / "cases" / "activations" / "log_softmax.yaml", tmp_path / "cases")
+    shutil.copy(
+        ROOT / "cases" / "log_softmax" / "basic.yaml", tmp_path / "cases" / "log_softmax.yaml"
+    )
     argv = ["run", "--framework", "torch", "--cases", str(tmp_path / "cases"), "--quiet",
             "--fail-on", "never", "--jobs", "1", "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
     results = {}

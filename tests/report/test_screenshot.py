@@ -21,7 +21,7 @@ from xentcheck.report.browser import BrowserMissing, chromium_path
 pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[2]
-CASES = ROOT / "cases" / "worked_examples.yaml"
+CASES = sorted((ROOT / "cases").glob("*/worked_examples.yaml"))
 CLI = "import sys; from xentcheck.cli import main; sys.exit(main())"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -51,7 +51,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 def torch_results(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("shot") / "results-torch.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-c", CLI, "run", "--framework", "torch", "--cases", str(CASES),
+        [sys.executable, "-c", CLI, "run", "--framework", "torch", *(a for c in CASES for a in ("--cases", str(c))),
          "--out", str(out), "--fail-on", "never", "--quiet"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -3,7 +3,7 @@ how a mode names the API it wraps.
 
 Compiling is expensive (``torch.compile`` takes seconds per shape), so the frameworks of
 the compiled modes (``torch-compile``, ``tensorflow-xla``, ``jax-eager``) run only the
-cases tagged :data:`CASE_TAG` (``cases/execution_modes/``), through
+cases tagged :data:`CASE_TAG` (each loss's ``compiled_modes.yaml``), through
 ``Framework.case_tags``. Their rows are named ``mode(api)``, so a row of
 ``torch.compile(torch.nn.functional.cross_entropy)`` lines up with the eager row of
 ``torch.nn.functional.cross_entropy`` for the same instance.
