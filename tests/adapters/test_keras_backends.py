@@ -168,3 +168,29 @@ def test_bfloat16_inputs_are_differentiated(framework):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-2:] == ["bfloat16", "['x']"]
+
+
+_SNIPPETS = """
+import pathlib, sys, tempfile
+sys.path.insert(0, {root!r})
+from {module} import test_snippets_equal_adapter_bit_for_bit as check
+with tempfile.TemporaryDirectory() as folder:
+    check({framework!r}, pathlib.Path(folder))
+print("snippets equal the adapter")
+"""
+
+
+@pytest.mark.parametrize("framework", sorted(BACKENDS))
+def test_snippets_equal_adapter_bit_for_bit(framework):
+    """tests/adapters/test_snippets.py's check, for the Keras backends it leaves out (they
+    need their own interpreter): every Keras declaration's snippet gives the adapter's
+    value and gradients bit for bit."""
+    _skip_without(BACKENDS[framework][0])
+    module = os.environ.get("XENTCHECK_SNIPPET_TEST", "tests.adapters.test_snippets")
+    code = _SNIPPETS.format(root=str(ROOT), module=module, framework=framework)
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900, cwd=ROOT, env=env
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "snippets equal the adapter" in proc.stdout

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable, Mapping
+from typing import Any
 
 os.environ["KERAS_BACKEND"] = "jax"
 
@@ -24,9 +26,10 @@ jax.config.update("jax_enable_x64", True)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from xentcheck.adapters import keras_apis  # noqa: E402
 from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported  # noqa: E402
+from xentcheck.adapters.declare import apis, array_literal, snippets  # noqa: E402
 from xentcheck.adapters.jax_adapter import enable_compile_cache  # noqa: E402
-from xentcheck.adapters.keras_apis import Builder, keras_apis, keras_versions  # noqa: E402
 from xentcheck.dtypes import numpy_dtype  # noqa: E402
 from xentcheck.host import cpu_name  # noqa: E402
 
@@ -36,7 +39,7 @@ if keras.backend.backend() != "jax":
         "keras-jax adapter; run it in its own process (xentcheck run does)"
     )
 
-__all__ = ["APIS", "FRAMEWORK"]
+__all__ = ["APIS", "FRAME", "FRAMEWORK"]
 
 
 def _gpus() -> list:
@@ -74,8 +77,12 @@ def _array(a: np.ndarray, dtype: str, device):
     return jax.device_put(host, device)
 
 
-def execute(call: Call, build: Builder) -> Output:
-    """Value and ``jax.vjp`` of ``build`` on the call's inputs, as float64 arrays."""
+def _keras_device(call: Call) -> str:
+    return "gpu:0" if call.device == "gpu" else "cpu:0"
+
+
+def _execute(call: Call, fn: Callable[[Mapping[str, Any]], Any]) -> Output:
+    """Value and ``jax.vjp`` of ``fn`` on the call's inputs, as float64 arrays."""
     device = _device(call)
     try:
         numpy_dtype(call.dtype)
@@ -88,11 +95,11 @@ def execute(call: Call, build: Builder) -> Output:
         if k in arrays and jax.numpy.issubdtype(arrays[k].dtype, jax.numpy.floating)
     }
     const = {k: v for k, v in arrays.items() if k not in diff}
-    with keras.device("gpu:0" if call.device == "gpu" else "cpu:0"):
+    with keras.device(_keras_device(call)):
         if not diff:
-            value = build(const, call)
+            value = fn(const)
             return Output(value=np.asarray(value, dtype=np.float64), out_dtype=str(value.dtype))
-        value, pullback = jax.vjp(lambda d: build({**const, **d}, call), diff)
+        value, pullback = jax.vjp(lambda d: fn({**const, **d}), diff)
         out = Output(value=np.asarray(value, dtype=np.float64), out_dtype=str(value.dtype))
         cot = np.asarray(call.cotangent, dtype=np.float64)
         if tuple(cot.shape) != tuple(value.shape):
@@ -106,24 +113,65 @@ def execute(call: Call, build: Builder) -> Output:
     return out
 
 
-def make_api(name: str, loss: str, build: Builder, applies, doc: str) -> Api:
-    def run(call: Call) -> Output:
-        return execute(call, build)
+class KerasJaxFrame:
+    """Snippets that hold inputs and take gradients as :func:`_execute` does."""
 
-    run.__name__ = f"run_{name}"
-    if applies is None:
-        return Api(name=name, loss=loss, run=run, doc=doc)
-    return Api(name=name, loss=loss, run=run, applies=applies, doc=doc)
+    imports = (
+        "import os\n\n"
+        'os.environ["KERAS_BACKEND"] = "jax"\n\n'
+        "import jax\n\n"
+        'jax.config.update("jax_enable_x64", True)\n\n'
+        "import keras\nimport numpy as np"
+    )
+
+    def input(self, name: str, array: np.ndarray, call: Call) -> str:
+        a = np.asarray(array)
+        cast = "" if a.dtype.kind in "biu" else f".astype(jax.numpy.{call.dtype})"
+        device = f"jax.devices({call.device!r})[0]"
+        return f"{name} = jax.device_put({array_literal(a)}{cast}, {device})"
+
+    def program(self, expression: str, call: Call) -> str:
+        names = [
+            n
+            for n in call.grad_inputs
+            if call.inputs.get(n) is not None and np.asarray(call.inputs[n]).dtype.kind == "f"
+        ]
+        lines = [f"with keras.device({_keras_device(call)!r}):"]
+        if not names:
+            body = [f"loss = {expression}", "grads = {}"]
+        else:
+            cot = array_literal(np.asarray(call.cotangent))
+            body = [
+                f"loss, pullback = jax.vjp(lambda {', '.join(names)}: {expression}, "
+                f"{', '.join(names)})",
+                f"cotangent = {cot}",
+                "grads = {}",
+                "if loss.shape == cotangent.shape:",
+                "    d = pullback(jax.numpy.asarray(cotangent, dtype=loss.dtype))",
+                f"    grads = {{k: np.asarray(g, dtype=np.float64) for k, g in zip({names!r}, d)}}",
+            ]
+        lines += [f"    {line}" for line in body]
+        lines += [
+            "value = np.asarray(loss, dtype=np.float64)",
+            'print("value", value)',
+            'print("grads", grads)',
+        ]
+        return "\n".join(lines)
 
 
-APIS: list[Api] = keras_apis(make_api)
+FRAME = KerasJaxFrame()
+
+APIS: list[Api] = [
+    *apis(keras_apis.DECLARATIONS, _execute, keras_apis.ALIASES),
+    keras_apis.no_nll(),
+]
 
 
 def _versions() -> dict[str, str]:
     import jaxlib
 
     return {
-        **keras_versions(),
+        **keras_apis.keras_versions(),
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
         "numpy": np.__version__,
@@ -150,4 +198,5 @@ FRAMEWORK = Framework(
     devices=_devices,
     gpu_missing_reason=_gpu_missing_reason,
     setup=_setup,
+    snippet=snippets(keras_apis.DECLARATIONS, FRAME, _versions),
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable, Mapping
 
 os.environ["KERAS_BACKEND"] = "torch"
 
@@ -21,9 +22,9 @@ import keras
 import numpy as np
 import torch
 
-from xentcheck.adapters import torch_adapter
+from xentcheck.adapters import keras_apis, torch_adapter
 from xentcheck.adapters.base import Api, Call, Framework, Output
-from xentcheck.adapters.keras_apis import Builder, keras_apis, keras_versions
+from xentcheck.adapters.declare import apis, snippets
 from xentcheck.adapters.torch_adapter import _gpu_missing_reason
 from xentcheck.host import cpu_name
 
@@ -33,35 +34,43 @@ if keras.backend.backend() != "torch":
         "keras-torch adapter; run it in its own process (xentcheck run does)"
     )
 
-__all__ = ["APIS", "FRAMEWORK"]
+__all__ = ["APIS", "FRAME", "FRAMEWORK"]
 
 
 def _keras_device(device: torch.device):
     return keras.device("cuda:0" if device.type == "cuda" else "cpu:0")
 
 
-def execute(call: Call, build: Builder) -> Output:
-    """Value and ``torch.autograd.grad`` of ``build`` on the call's inputs, as float64:
-    the torch adapter's runner, with the Keras ops placed on the call's device."""
-    return torch_adapter._execute(call, lambda t: build(t, call), around=_keras_device)
+def _execute(call: Call, fn: Callable[[Mapping[str, torch.Tensor]], torch.Tensor]) -> Output:
+    """Value and ``torch.autograd.grad`` of ``fn`` on the call's inputs, as float64: the
+    torch adapter's runner, with the Keras ops placed on the call's device."""
+    return torch_adapter._execute(call, fn, around=_keras_device)
 
 
-def make_api(name: str, loss: str, build: Builder, applies, doc: str) -> Api:
-    def run(call: Call) -> Output:
-        return execute(call, build)
+class KerasTorchFrame(torch_adapter.TorchFrame):
+    """The torch adapter's snippets, with Keras on torch and its ops placed as
+    :func:`_execute` places them (``keras.device``)."""
 
-    run.__name__ = f"run_{name}"
-    if applies is None:
-        return Api(name=name, loss=loss, run=run, doc=doc)
-    return Api(name=name, loss=loss, run=run, applies=applies, doc=doc)
+    imports = (
+        'import os\n\nos.environ["KERAS_BACKEND"] = "torch"\n\n'
+        "import keras\nimport numpy as np\nimport torch"
+    )
+
+    def place(self, call: Call) -> str:
+        return f"keras.device({'cuda:0' if call.device == 'gpu' else 'cpu:0'!r})"
 
 
-APIS: list[Api] = keras_apis(make_api)
+FRAME = KerasTorchFrame()
+
+APIS: list[Api] = [
+    *apis(keras_apis.DECLARATIONS, _execute, keras_apis.ALIASES),
+    keras_apis.no_nll(),
+]
 
 
 def _versions() -> dict[str, str]:
     v = {
-        **keras_versions(),
+        **keras_apis.keras_versions(),
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
@@ -90,4 +99,5 @@ FRAMEWORK = Framework(
     devices=_devices,
     gpu_missing_reason=_gpu_missing_reason,
     setup=_setup,
+    snippet=snippets(keras_apis.DECLARATIONS, FRAME, _versions),
 )

@@ -7,10 +7,11 @@ Covered namespaces: ``tf.nn.*`` (``softmax_cross_entropy_with_logits``,
 backend: ``keras.losses.*`` functional and class forms, ``keras.ops.*`` and
 ``keras.activations.*``. Each is its own row; aliases of one function object
 (``tf.math.softmax`` = ``tf.nn.softmax``, ``tf.keras.*`` = ``keras.*``) are not repeated.
-The Keras rows are defined once, in ``keras.ops``, in :mod:`xentcheck.adapters.keras_apis`,
-and run here on the TensorFlow backend (and on JAX and PyTorch as ``keras-jax`` and
-``keras-torch``); the recipe around a Keras call (axis move, reduction) is written in
-``keras.ops`` there, in ``tf`` ops here for the ``tf.nn`` rows.
+The APIs are one table of declarations (:data:`DECLARATIONS`): the ``tf.nn``/``tf.math``
+rows here, with their user recipes in ``tf`` ops, and the Keras rows, declared once in
+``keras.ops`` in :mod:`xentcheck.adapters.keras_apis` and run here on the TensorFlow
+backend (and on JAX and PyTorch as ``keras-jax`` and ``keras-torch``). Each declaration
+also gives a standalone snippet of its call (``Framework.snippet``, :data:`FRAME`).
 
 How a call is made, the way a user would:
 
@@ -26,8 +27,8 @@ How a call is made, the way a user would:
   user's (``tf.reduce_sum``; ``tf.reduce_mean``, or the sum divided by the summed weights
   of the kept elements where weights or an ignore index are in play); around Keras calls
   it is written in ``keras.ops`` (whose ``mean`` accumulates float16 in float32).
-* Keras ``Loss`` objects are built once per configuration and reused, and get the
-  reduction by name (``none``/``sum``/``mean``; ``batchmean`` is Keras's
+* Keras ``Loss`` objects are built for the call, as a user writes
+  ``keras.losses.X(**config)(y_true, y_pred)``, and get the reduction by name (``none``/``sum``/``mean``; ``batchmean`` is Keras's
   ``sum_over_batch_size``). They compute in ``keras.backend.floatx()`` (float32) as Keras
   documents; ``Output.out_dtype`` says so.
 * A parameter an API lacks is covered by the idiomatic user recipe, run as its own row
@@ -37,7 +38,8 @@ How a call is made, the way a user would:
 Nothing is clamped, checked or rewritten on the way in or out. Gradients are VJPs:
 ``GradientTape.gradient(value, inputs, output_gradients=cotangent)`` in the dtype under
 test; an input TensorFlow does not differentiate is left out of the grads. Nothing is
-wrapped in ``tf.function`` (eager mode only).
+wrapped in ``tf.function`` here (eager mode); ``tensorflow-xla`` runs the same
+declarations with value and VJP compiled (:func:`_execute`'s ``compile``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import os
 import platform
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["KERAS_BACKEND"] = "tensorflow"
@@ -56,12 +59,15 @@ import tensorflow as tf
 
 from xentcheck.adapters import keras_apis
 from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported
-from xentcheck.adapters.keras_apis import (
-    _ignore_index,
-    _integer,
-    _probability,
-    _reject,
-    _smoothing,
+from xentcheck.adapters.declare import (
+    Declaration,
+    Function,
+    Recipe,
+    apis,
+    array_literal,
+    lacks,
+    param,
+    snippets,
 )
 from xentcheck.host import cpu_name
 
@@ -71,7 +77,7 @@ if keras.backend.backend() != "tensorflow":  # keras imported earlier with anoth
         "tensorflow adapter; run the tensorflow adapter in its own process"
     )
 
-__all__ = ["APIS", "BUILDERS", "FRAMEWORK"]
+__all__ = ["APIS", "DECLARATIONS", "FRAME", "FRAMEWORK"]
 
 _DTYPES: dict[str, tf.DType] = {
     "float64": tf.float64,
@@ -81,7 +87,8 @@ _DTYPES: dict[str, tf.DType] = {
 }
 
 Tensors = Mapping[str, tf.Tensor]
-Builder = Callable[[Tensors, Call], tf.Tensor]
+#: how the function of value and VJP runs: eagerly (identity) or compiled by a mode
+Compile = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -123,66 +130,106 @@ def _numpy(t: tf.Tensor) -> np.ndarray:
     return np.asarray(tf.convert_to_tensor(t).numpy()).astype(np.float64)
 
 
-def _execute(call: Call, build: Builder) -> Output:
-    """Build the tensors of ``call``, run ``build`` under a tape and take the VJP."""
+def _eager(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return fn
+
+
+def _execute(call: Call, fn: Callable[[Tensors], tf.Tensor], compile: Compile = _eager) -> Output:
+    """Build the tensors of ``call``, run ``fn`` under a tape and take the VJP with the
+    cotangent (``tape.gradient(..., output_gradients=...)``).
+
+    Value and VJP are one function of the tensors and the cotangent, run as
+    ``compile(function)``: eagerly, or compiled by an execution mode
+    (``tf.function(jit_compile=True)``: the backward pass compiled with the forward).
+    """
     dtype = _dtype(call)
     with tf.device(_device(call)):
-        tensors: dict[str, tf.Tensor] = {}
-        for name, arr in call.inputs.items():
-            if arr is not None:
-                tensors[name] = _tensor(arr, dtype)
+        tensors = {n: _tensor(a, dtype) for n, a in call.inputs.items() if a is not None}
         sources = [n for n in call.grad_inputs if n in tensors and tensors[n].dtype.is_floating]
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            for n in sources:
-                tape.watch(tensors[n])
-            value = tf.convert_to_tensor(build(tensors, call))
-        out = Output(value=_numpy(value), out_dtype=value.dtype.name)
-        if not sources:
-            return out
-        cot = np.asarray(call.cotangent, dtype=np.float64)
-        if tuple(cot.shape) != tuple(value.shape):
-            out.note = (
-                f"output shape {list(value.shape)} differs from the reference's "
-                f"{list(cot.shape)}: no gradients taken"
+        cot = tf.constant(np.asarray(call.cotangent, dtype=np.float64))
+
+        def value_and_vjp(t: Tensors, ct: tf.Tensor) -> tuple[tf.Tensor, dict]:
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                for n in sources:
+                    tape.watch(t[n])
+                value = tf.convert_to_tensor(fn(t))
+            if not sources or value.shape != ct.shape:
+                return value, {}
+            grads = tape.gradient(
+                value, [t[n] for n in sources], output_gradients=tf.cast(ct, value.dtype)
             )
-            return out
-        grads = tape.gradient(
-            value,
-            [tensors[n] for n in sources],
-            output_gradients=tf.cast(tf.constant(cot), value.dtype),
+            # an input the API treats as a constant has no gradient: left out
+            return value, {n: g for n, g in zip(sources, grads, strict=True) if g is not None}
+
+        value, grads = compile(value_and_vjp)(tensors, cot)
+    out = Output(value=_numpy(value), out_dtype=value.dtype.name)
+    if sources and tuple(value.shape) != tuple(cot.shape):
+        out.note = (
+            f"output shape {list(value.shape)} differs from the reference's "
+            f"{list(cot.shape)}: no gradients taken"
         )
-    # an input the API treats as a constant has no gradient: left out, never zero-filled
-    out.grads = {n: _numpy(g) for n, g in zip(sources, grads, strict=True) if g is not None}
+    out.grads = {n: _numpy(g) for n, g in grads.items()}
     return out
 
 
-#: API name -> its builder ``(tensors, call) -> value``: other execution modes of the same
-#: APIs (``tf.function(jit_compile=True)``) run these builders their own way
-BUILDERS: dict[str, Builder] = {}
+class TensorFlowFrame:
+    """Snippets that hold inputs and take gradients as :func:`_execute` does (eagerly)."""
+
+    imports = (
+        "import os\n\n"
+        'os.environ["KERAS_BACKEND"] = "tensorflow"\n\n'
+        "import keras\nimport numpy as np\nimport tensorflow as tf"
+    )
+
+    def input(self, name: str, array: np.ndarray, call: Call) -> str:
+        a = np.asarray(array)
+        if a.dtype.kind in "biu":
+            return f"{name} = tf.constant({array_literal(a)})"
+        return f"{name} = tf.cast(tf.constant({array_literal(a)}), tf.{call.dtype})"
+
+    def program(self, expression: str, call: Call) -> str:
+        device = "/GPU:0" if call.device == "gpu" else "/CPU:0"
+        names = _differentiable(call)
+        lines = [f"with tf.device({device!r}):"]
+        body = [
+            "with tf.GradientTape(watch_accessed_variables=False) as tape:",
+            *[f"    tape.watch({n})" for n in names],
+            f"    loss = tf.convert_to_tensor({expression})",
+            "value = loss.numpy().astype(np.float64)",
+            "grads = {}",
+        ]
+        if names:
+            body += [
+                f"cotangent = tf.constant({array_literal(np.asarray(call.cotangent))})",
+                "if loss.shape == cotangent.shape:",
+                f"    d = tape.gradient(loss, [{', '.join(names)}], "
+                "output_gradients=tf.cast(cotangent, loss.dtype))",
+                f"    grads = {{k: g.numpy().astype(np.float64) for k, g in zip({names!r}, d) "
+                "if g is not None}",
+            ]
+        lines += [f"    {line}" for line in body]
+        lines += ['print("value", value)', 'print("grads", grads)']
+        return "\n".join(lines)
 
 
-def _api(name: str, loss: str, build: Builder, applies=None, doc: str = "") -> Api:
-    def run(call: Call) -> Output:
-        return _execute(call, build)
-
-    run.__name__ = f"run_{name}"
-    BUILDERS[name] = build
-    if applies is None:
-        return Api(name=name, loss=loss, run=run, doc=doc)
-    return Api(name=name, loss=loss, run=run, applies=applies, doc=doc)
+def _differentiable(call: Call) -> list[str]:
+    """The inputs a VJP is taken for: floating inputs the call differentiates."""
+    return [
+        n
+        for n in call.grad_inputs
+        if call.inputs.get(n) is not None and np.asarray(call.inputs[n]).dtype.kind == "f"
+    ]
 
 
-def _unsupported(reason: str) -> Builder:
-    def build(t: Tensors, call: Call) -> tf.Tensor:
-        raise Unsupported(reason)
-
-    return build
+FRAME = TensorFlowFrame()
 
 
-# ------------------------------------------------------------------ parameter helpers
+# ------------------------------------------------------------------------ user recipes
+# Where tf.nn lacks a parameter: the code a user writes around it, in tf ops, run as it
+# is and shown in snippets as it is.
 
 
-def _class_last(x: tf.Tensor) -> tf.Tensor:
+def class_last(x):
     """Move the class axis (1, PyTorch's layout) last, as a channels-last user does."""
     nd = x.shape.rank
     if nd <= 2:
@@ -190,230 +237,181 @@ def _class_last(x: tf.Tensor) -> tf.Tensor:
     return tf.transpose(x, [0, *range(2, nd), 1])
 
 
-def _user_reduce(
-    per: tf.Tensor, call: Call, denominator: tf.Tensor | None = None, batch: int | None = None
-) -> tf.Tensor:
+def reduce_loss(per, reduction, denominator=None):
     """The reduction a user writes around an API that returns per-sample losses."""
-    reduction = call.params.get("reduction", "mean")
     if reduction == "none":
         return per
     if reduction == "sum":
         return tf.reduce_sum(per)
-    if reduction == "mean":
-        if denominator is None:
-            return tf.reduce_mean(per)
-        return tf.reduce_sum(per) / denominator
-    if reduction == "batchmean":
-        n = batch if batch is not None else (per.shape[0] if per.shape.rank else 1)
-        return tf.reduce_sum(per) / tf.cast(n, per.dtype)
-    raise ValueError(f"unknown reduction {reduction!r}")
+    if reduction != "mean":
+        raise ValueError(f"unknown reduction {reduction!r}")
+    return tf.reduce_mean(per) if denominator is None else tf.reduce_sum(per) / denominator
 
 
-# --------------------------------------------------------------------- softmax family
-
-_SCE = "tf.nn.softmax_cross_entropy_with_logits"
-_SSCE = "tf.nn.sparse_softmax_cross_entropy_with_logits"
-
-
-def _tf_softmax_ce(t: Tensors, call: Call) -> tf.Tensor:
-    _reject(call, _SCE, weight=True, ignore=True, smoothing=True)
+def softmax_cross_entropy(logits, target, reduction):
     per = tf.nn.softmax_cross_entropy_with_logits(
-        labels=_class_last(t["target"]), logits=_class_last(t["logits"])
+        labels=class_last(target), logits=class_last(logits)
     )
-    return _user_reduce(per, call)
+    return reduce_loss(per, reduction)
 
 
-def _tf_softmax_ce_smoothed(t: Tensors, call: Call) -> tf.Tensor:
+def smoothed_softmax_cross_entropy(logits, target, label_smoothing, reduction):
     """Label smoothing by hand: ``labels*(1-ls) + ls/C`` (one_hot first for class indices)."""
-    _reject(call, _SCE, weight=True, ignore=True)
-    logits = _class_last(t["logits"])
+    logits = class_last(logits)
     classes = logits.shape[-1]
-    target = t["target"]
     if target.dtype.is_integer:
         labels = tf.one_hot(target, classes, dtype=logits.dtype)
     else:
-        labels = _class_last(target)
-    ls = float(call.params["label_smoothing"])
+        labels = class_last(target)
+    ls = float(label_smoothing)
     labels = labels * (1.0 - ls) + ls / classes
     per = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    return _user_reduce(per, call)
+    return reduce_loss(per, reduction)
 
 
-def _tf_sparse_ce(t: Tensors, call: Call) -> tf.Tensor:
-    _reject(call, _SSCE, weight=True, ignore=True, smoothing=True)
-    per = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=t["target"], logits=_class_last(t["logits"])
-    )
-    return _user_reduce(per, call)
+def sparse_softmax_cross_entropy(logits, target, reduction):
+    per = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=class_last(logits))
+    return reduce_loss(per, reduction)
 
 
-def _kept(target: tf.Tensor, call: Call) -> tf.Tensor:
-    ignore = _ignore_index(call)
-    if ignore is None:
-        return tf.ones_like(target, dtype=tf.bool)
-    return tf.not_equal(target, ignore)
-
-
-def _tf_sparse_ce_weighted(t: Tensors, call: Call) -> tf.Tensor:
+def weighted_sparse_softmax_cross_entropy(
+    logits, target, reduction, weight=None, ignore_index=None
+):
     """Class weights and ignore_index by hand: ``w = weight[target]`` (0 where ignored),
     per-sample ``w * loss``, mean ``sum(w * loss) / sum(w)``."""
-    _reject(call, _SSCE, smoothing=True)
-    logits = _class_last(t["logits"])
-    target = t["target"]
-    keep = _kept(target, call)
+    logits = class_last(logits)
+    if ignore_index is None:
+        keep = tf.ones_like(target, dtype=tf.bool)
+    else:
+        keep = tf.not_equal(target, int(ignore_index))
     safe = tf.where(keep, target, tf.zeros_like(target))
     per = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
-    w = tf.gather(t["weight"], safe) if call.is_set("weight") else tf.ones_like(per)
+    w = tf.gather(weight, safe) if weight is not None else tf.ones_like(per)
     w = tf.where(keep, w, tf.zeros_like(w))
     per = tf.where(keep, w * per, tf.zeros_like(per))
-    return _user_reduce(per, call, denominator=tf.reduce_sum(w))
+    return reduce_loss(per, reduction, denominator=tf.reduce_sum(w))
 
 
-# ------------------------------------------------------------------- activations
+def sigmoid_cross_entropy(logits, target, reduction, weight=None, pos_weight=None):
+    """``sigmoid_cross_entropy_with_logits``, or ``weighted_cross_entropy_with_logits``
+    for a ``pos_weight``; element weights multiply the per-element losses."""
+    if pos_weight is None:
+        per = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits)
+    else:
+        per = tf.nn.weighted_cross_entropy_with_logits(
+            labels=target, logits=logits, pos_weight=pos_weight
+        )
+    return reduce_loss(per if weight is None else per * weight, reduction)
 
 
-# ------------------------------------------------------------------------ token losses
-
-_TOKEN_TF = f"{_SSCE}+where(mask)+sum/count"
-
-
-def _token_keep(t: Tensors, call: Call) -> tf.Tensor:
-    keep = _kept(t["target"], call)
-    if call.is_set("mask"):
-        keep = tf.logical_and(keep, t["mask"])
-    return keep
-
-
-def _token_tf(t: Tensors, call: Call) -> tf.Tensor:
+def token_cross_entropy(logits, target, mask=None, ignore_index=None):
     """Mean over kept tokens: labels of dropped tokens set to 0, losses masked with
     ``tf.where``, summed and divided by the number of kept tokens."""
-    target = t["target"]
-    keep = _token_keep(t, call)
+    if ignore_index is None:
+        keep = tf.ones_like(target, dtype=tf.bool)
+    else:
+        keep = tf.not_equal(target, int(ignore_index))
+    if mask is not None:
+        keep = tf.logical_and(keep, mask)
     safe = tf.where(keep, target, tf.zeros_like(target))
-    per = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=t["logits"])
+    per = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
     per = tf.where(keep, per, tf.zeros_like(per))
     return tf.reduce_sum(per) / tf.reduce_sum(tf.cast(keep, per.dtype))
 
 
-def _perplexity(token: Builder, exp: Callable[[tf.Tensor], tf.Tensor]) -> Builder:
-    def build(t: Tensors, call: Call) -> tf.Tensor:
-        return exp(token(t, call))
-
-    return build
+def perplexity(logits, target, mask=None, ignore_index=None):
+    return tf.exp(token_cross_entropy(logits, target, mask, ignore_index))
 
 
-# ---------------------------------------------------------------------- binary family
+# ------------------------------------------------------------------------------ table
 
+_SCE = "tf.nn.softmax_cross_entropy_with_logits"
+_SSCE = "tf.nn.sparse_softmax_cross_entropy_with_logits"
 _SIG = "tf.nn.sigmoid_cross_entropy_with_logits"
 _WSIG = "tf.nn.weighted_cross_entropy_with_logits"
-
-
-def _times_weight(per: tf.Tensor, t: Tensors, call: Call) -> tf.Tensor:
-    return per * t["weight"] if call.is_set("weight") else per
-
-
-def _tf_sigmoid_ce(t: Tensors, call: Call) -> tf.Tensor:
-    _reject(call, _SIG, pos=True)
-    per = tf.nn.sigmoid_cross_entropy_with_logits(labels=t["target"], logits=t["logits"])
-    return _user_reduce(_times_weight(per, t, call), call)
-
-
-def _tf_weighted_ce(t: Tensors, call: Call) -> tf.Tensor:
-    per = tf.nn.weighted_cross_entropy_with_logits(
-        labels=t["target"], logits=t["logits"], pos_weight=t["pos_weight"]
-    )
-    return _user_reduce(_times_weight(per, t, call), call)
-
-
-# -------------------------------------------------------------------------------- KL
-
-
-# ------------------------------------------------------------------------------ APIs
+_TOKEN_TF = f"{_SSCE}+where(mask)+sum/count"
 
 _NO_NLL = (
     "TensorFlow and Keras have no negative-log-likelihood loss on log-probabilities "
     "(sparse_categorical_crossentropy(from_logits=True) re-normalises its input)"
 )
 
-
-def _keras_api(name: str, loss: str, build: Builder, applies, doc: str) -> Api:
-    """A Keras row of :mod:`keras_apis`, run on this backend (under a GradientTape)."""
-    return _api(name, loss, build, applies, doc)
-
-
-def _softmax_ce_apis() -> list[Api]:
-    loss = "softmax_cross_entropy"
-    plain = lambda c: not _smoothing(c)  # noqa: E731
-    weighted = lambda c: c.is_set("weight") or c.is_set("ignore_index")  # noqa: E731
-    return [
-        _api(_SCE, loss, _tf_softmax_ce, lambda c: _probability(c) and plain(c)),
-        _api(
-            f"{_SCE}+one_hot+label_smoothing",
-            loss,
-            _tf_softmax_ce_smoothed,
-            _smoothing,
-            doc="labels*(1-ls)+ls/C on one_hot(target) or the probability target",
-        ),
-        _api(_SSCE, loss, _tf_sparse_ce, lambda c: _integer(c) and plain(c) and not weighted(c)),
-        _api(
-            f"{_SSCE}+weight[target]+where(target!=ignore_index)",
-            loss,
-            _tf_sparse_ce_weighted,
-            lambda c: _integer(c) and plain(c) and weighted(c),
-            doc="w = weight[target] (0 where ignored); sum(w*l)/sum(w) for the mean",
-        ),
-    ]
+_REDUCE = {"reduction": param("reduction", "mean")}
+_TOKEN_KW = {"mask": "mask", "ignore_index": "ignore_index"}
+_AXIS = {"axis": "axis"}
 
 
-def _binary_apis() -> list[Api]:
-    bcel = "binary_cross_entropy_with_logits"
-    pos = lambda c: c.is_set("pos_weight")  # noqa: E731
-    weight = lambda c: c.is_set("weight")  # noqa: E731
-    return [
-        _api(_SIG, bcel, _tf_sigmoid_ce, lambda c: not pos(c) and not weight(c)),
-        _api(f"{_SIG}*weight", bcel, _tf_sigmoid_ce, lambda c: not pos(c) and weight(c)),
-        _api(_WSIG, bcel, _tf_weighted_ce, lambda c: pos(c) and not weight(c)),
-        _api(f"{_WSIG}*weight", bcel, _tf_weighted_ce, lambda c: pos(c) and weight(c)),
-    ]
+def _plain(call: Call) -> bool:
+    return not call.is_set("label_smoothing")
 
 
-def _activation_apis() -> list[Api]:
-    lse_doc = f"axis always passed: {keras_apis.AXIS_DEFAULT_ALL}"
-    act = keras_apis.activation
-    return [
-        _api("tf.nn.softmax", "softmax", act(tf.nn.softmax, axis=True)),
-        _api("tf.nn.log_softmax", "log_softmax", act(tf.nn.log_softmax, axis=True)),
-        _api(
-            "tf.reduce_logsumexp",
-            "logsumexp",
-            act(tf.reduce_logsumexp, axis=True, always=True),
-            doc=lse_doc,
-        ),
-        _api("tf.math.sigmoid", "sigmoid", act(tf.math.sigmoid)),
-        _api("tf.math.log_sigmoid", "log_sigmoid", act(tf.math.log_sigmoid)),
-    ]
+def _weighted(call: Call) -> bool:
+    return call.is_set("weight") or call.is_set("ignore_index")
 
 
-def _token_apis() -> list[Api]:
-    return [
-        _api(_TOKEN_TF, "token_cross_entropy", _token_tf),
-        _api(f"tf.exp({_TOKEN_TF})", "perplexity", _perplexity(_token_tf, tf.exp)),
-    ]
+def _pos(call: Call) -> bool:
+    return call.is_set("pos_weight")
 
 
-#: tf.nn / tf.math rows, then Keras's (shared with keras-jax and keras-torch), per loss
+def _weight(call: Call) -> bool:
+    return call.is_set("weight")
+
+
+D = Declaration
+_TF_DECLARATIONS: list[Declaration] = [
+    D(_SCE, "softmax_cross_entropy",
+      Recipe(softmax_cross_entropy, ("logits", "target"), always=_REDUCE),
+      applies=lambda c: not c.integer_target and _plain(c),
+      guard=lacks(_SCE, "weight", "ignore_index", "label_smoothing")),
+    D(f"{_SCE}+one_hot+label_smoothing", "softmax_cross_entropy",
+      Recipe(smoothed_softmax_cross_entropy, ("logits", "target"),
+             {"label_smoothing": "label_smoothing"}, _REDUCE),
+      applies=lambda c: not _plain(c), guard=lacks(_SCE, "weight", "ignore_index"),
+      doc="labels*(1-ls)+ls/C on one_hot(target) or the probability target"),
+    D(_SSCE, "softmax_cross_entropy",
+      Recipe(sparse_softmax_cross_entropy, ("logits", "target"), always=_REDUCE),
+      applies=lambda c: c.integer_target and _plain(c) and not _weighted(c),
+      guard=lacks(_SSCE, "weight", "ignore_index", "label_smoothing")),
+    D(f"{_SSCE}+weight[target]+where(target!=ignore_index)", "softmax_cross_entropy",
+      Recipe(weighted_sparse_softmax_cross_entropy, ("logits", "target"),
+             {"weight": "weight", "ignore_index": "ignore_index"}, _REDUCE),
+      applies=lambda c: c.integer_target and _plain(c) and _weighted(c),
+      guard=lacks(_SSCE, "label_smoothing"),
+      doc="w = weight[target] (0 where ignored); sum(w*l)/sum(w) for the mean"),
+    D(_SIG, "binary_cross_entropy_with_logits",
+      Recipe(sigmoid_cross_entropy, ("logits", "target"), always=_REDUCE),
+      applies=lambda c: not _pos(c) and not _weight(c), guard=lacks(_SIG, "pos_weight")),
+    D(f"{_SIG}*weight", "binary_cross_entropy_with_logits",
+      Recipe(sigmoid_cross_entropy, ("logits", "target"), {"weight": "weight"}, _REDUCE),
+      applies=lambda c: not _pos(c) and _weight(c), guard=lacks(_SIG, "pos_weight")),
+    D(_WSIG, "binary_cross_entropy_with_logits",
+      Recipe(sigmoid_cross_entropy, ("logits", "target"), {"pos_weight": "pos_weight"}, _REDUCE),
+      applies=lambda c: _pos(c) and not _weight(c)),
+    D(f"{_WSIG}*weight", "binary_cross_entropy_with_logits",
+      Recipe(sigmoid_cross_entropy, ("logits", "target"),
+             {"weight": "weight", "pos_weight": "pos_weight"}, _REDUCE),
+      applies=lambda c: _pos(c) and _weight(c)),
+    D(_TOKEN_TF, "token_cross_entropy", Recipe(token_cross_entropy, ("logits", "target"), _TOKEN_KW)),
+    D(f"tf.exp({_TOKEN_TF})", "perplexity", Recipe(perplexity, ("logits", "target"), _TOKEN_KW)),
+    D("tf.nn.softmax", "softmax", Function("tf.nn.softmax", ("x",), _AXIS)),
+    D("tf.nn.log_softmax", "log_softmax", Function("tf.nn.log_softmax", ("x",), _AXIS)),
+    D("tf.reduce_logsumexp", "logsumexp",
+      Function("tf.reduce_logsumexp", ("x",), always={"axis": param("axis")}),
+      doc=f"axis always passed: {keras_apis.AXIS_DEFAULT_ALL}"),
+    D("tf.math.sigmoid", "sigmoid", Function("tf.math.sigmoid", ("x",))),
+    D("tf.math.log_sigmoid", "log_sigmoid", Function("tf.math.log_sigmoid", ("x",))),
+]  # fmt: skip
+
+#: the tf.nn / tf.math rows, then Keras's on the TensorFlow backend (shared with
+#: keras-jax and keras-torch)
+DECLARATIONS: list[Declaration] = [*_TF_DECLARATIONS, *keras_apis.DECLARATIONS]
+
+#: dotted-path heads as a user imports them
+ALIASES: dict[str, str] = {"tf": "tensorflow"}
+
 APIS: list[Api] = [
-    *_softmax_ce_apis(),
-    *keras_apis.softmax_ce_apis(_keras_api),
-    *keras_apis.categorical_apis(_keras_api),
-    _api("(no NLL API in TensorFlow/Keras)", "nll", _unsupported(_NO_NLL), doc=_NO_NLL),
-    *_binary_apis(),
-    *keras_apis.binary_apis(_keras_api),
-    *keras_apis.kl_apis(_keras_api),
-    *_token_apis(),
-    *keras_apis.token_apis(_keras_api),
-    *_activation_apis(),
-    *keras_apis.activation_apis(_keras_api),
+    *apis(DECLARATIONS, _execute, ALIASES),
+    keras_apis.no_nll("(no NLL API in TensorFlow/Keras)", _NO_NLL),
 ]
 
 
@@ -482,4 +480,5 @@ FRAMEWORK = Framework(
     devices=_devices,
     gpu_missing_reason=_gpu_missing_reason,
     unsupported_reason=_unsupported_reason,
+    snippet=snippets(DECLARATIONS, FRAME, _versions),
 )

@@ -14,65 +14,36 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from xentcheck.adapters import tensorflow_adapter as eager
-from xentcheck.adapters.base import Api, Call, Framework, Output
+from xentcheck.adapters.base import Api, Framework
 from xentcheck.adapters.compiled_modes import CASE_TAGS, mode_name
+from xentcheck.adapters.declare import apis
 
 __all__ = ["APIS", "FRAMEWORK"]
 
 MODE = "tf.function(jit_compile=True)"
 
 
-def _execute(call: Call, build: eager.Builder) -> Output:
-    """Run ``build`` and its VJP in one XLA-compiled ``tf.function``."""
-    dtype = eager._dtype(call)
-    with tf.device(eager._device(call)):
-        tensors = {n: eager._tensor(a, dtype) for n, a in call.inputs.items() if a is not None}
-        sources = [n for n in call.grad_inputs if n in tensors and tensors[n].dtype.is_floating]
-        cot = tf.constant(np.asarray(call.cotangent, dtype=np.float64))
-
-        @tf.function(jit_compile=True, autograph=False)
-        def value_and_vjp(t, ct):
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                for n in sources:
-                    tape.watch(t[n])
-                value = tf.convert_to_tensor(build(t, call))
-            if not sources or value.shape != ct.shape:
-                return value, {}
-            grads = tape.gradient(
-                value, [t[n] for n in sources], output_gradients=tf.cast(ct, value.dtype)
-            )
-            # an input the API treats as a constant has no gradient: left out
-            return value, {n: g for n, g in zip(sources, grads, strict=True) if g is not None}
-
-        value, grads = value_and_vjp(tensors, cot)
-    out = Output(value=eager._numpy(value), out_dtype=value.dtype.name)
-    if sources and tuple(value.shape) != tuple(cot.shape):
-        out.note = (
-            f"output shape {list(value.shape)} differs from the reference's "
-            f"{list(cot.shape)}: no gradients taken"
-        )
-    out.grads = {n: eager._numpy(g) for n, g in grads.items()}
-    return out
+def xla(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` (the eager plumbing's function of value and VJP) as one XLA-compiled
+    ``tf.function``, traced afresh for each call."""
+    return tf.function(fn, jit_compile=True, autograph=False)
 
 
-def _api(api: Api) -> Api:
-    build = eager.BUILDERS[api.name]
-
-    def run(call: Call) -> Output:
-        return _execute(call, build)
-
-    name = mode_name(MODE, api.name)
-    run.__name__ = f"run_{name}"
-    return Api(name=name, loss=api.loss, run=run, applies=api.applies, doc=api.doc)
-
-
-#: every tensorflow row but the placeholder saying TensorFlow has no NLL API
-APIS: list[Api] = [_api(a) for a in eager.APIS if not a.name.startswith("(")]
+#: every tensorflow declaration (tf.nn, tf.math and Keras rows), value and VJP compiled;
+#: the row saying TensorFlow has no NLL API is no declaration, so it has no compiled twin
+APIS: list[Api] = apis(
+    eager.DECLARATIONS,
+    partial(eager._execute, compile=xla),
+    eager.ALIASES,
+    rename=partial(mode_name, MODE),
+)
 
 _XLA_CANNOT = re.compile(
     r"(Detected unsupported operations when trying to compile graph"

@@ -156,18 +156,24 @@ class TorchFrame:
         grad = ".requires_grad_()" if name in call.grad_inputs else ""
         return f"{name} = torch.tensor({array_literal(a)}{device}).to(torch.{call.dtype}){grad}"
 
+    def place(self, call: Call) -> str | None:
+        """The context the call runs in, as source (None: none)."""
+        return None
+
     def program(self, expression: str, call: Call) -> str:
-        lines = [f"loss = {expression}", "value = loss.detach().cpu().double().numpy()"]
+        place = self.place(call)
+        first = f"loss = {expression}"
+        lines = [f"with {place}:\n    {first}" if place else first]
+        lines += ["value = loss.detach().cpu().double().numpy()", "grads = {}"]
         names = [n for n in call.grad_inputs if n in call.inputs]
-        if names:
+        if names:  # as _execute: no gradients when the value's shape is not the reference's
             lines += [
                 f"cotangent = torch.tensor({array_literal(np.asarray(call.cotangent))})",
-                f"d = torch.autograd.grad(loss, [{', '.join(names)}], "
+                "if loss.requires_grad and tuple(loss.shape) == tuple(cotangent.shape):",
+                f"    d = torch.autograd.grad(loss, [{', '.join(names)}], "
                 "cotangent.to(loss.device, loss.dtype), allow_unused=True)",
-                f"grads = {{k: g.cpu().double().numpy() for k, g in zip({names!r}, d) if g is not None}}",
+                f"    grads = {{k: g.cpu().double().numpy() for k, g in zip({names!r}, d) if g is not None}}",
             ]
-        else:
-            lines.append("grads = {}")
         lines += ['print("value", value)', 'print("grads", grads)']
         return "\n".join(lines)
 
