@@ -61,13 +61,20 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A loss of the registry: its function, inputs and parameters with defaults."""
+    """A loss of the registry: its function, inputs and parameters with defaults.
+
+    check:  the check-only twin of ``fn`` (:mod:`~xentcheck.reference.checks`): the same
+            arguments, the value's shape, the same ``ValueError`` for a rejected input.
+    reads:  the inputs whose values (not only shapes) ``check`` reads.
+    """
 
     name: str
     fn: Callable[..., tuple[np.ndarray, dict[str, np.ndarray]]]
     inputs: tuple[InputSpec, ...]
     params: Mapping[str, Any]
     choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    check: Callable[..., tuple[int, ...]] = checks.elementwise
+    reads: frozenset[str] = frozenset()
 
     def input(self, name: str) -> InputSpec:
         for spec in self.inputs:
@@ -76,8 +83,9 @@ class LossSpec:
         raise KeyError(name)
 
 
-def _spec(name, fn, inputs, params, choices=None) -> LossSpec:
-    return LossSpec(name, fn, tuple(InputSpec(*i) for i in inputs), params, choices or {})
+def _spec(name, fn, inputs, params, choices=None, *, check, reads=()) -> LossSpec:
+    inputs = tuple(InputSpec(*i) for i in inputs)
+    return LossSpec(name, fn, inputs, params, choices or {}, check, frozenset(reads))
 
 
 LOSSES: dict[str, LossSpec] = {
@@ -89,6 +97,8 @@ LOSSES: dict[str, LossSpec] = {
             [("logits", "float"), ("target", "target"), ("weight", "weight", False)],
             {"ignore_index": None, "label_smoothing": 0.0, "reduction": "mean"},
             {"reduction": REDUCTIONS},
+            check=checks.softmax_cross_entropy,
+            reads=("target",),
         ),
         _spec(
             "categorical_cross_entropy",
@@ -96,6 +106,8 @@ LOSSES: dict[str, LossSpec] = {
             [("probs", "float"), ("target", "target")],
             {"reduction": "mean"},
             {"reduction": REDUCTIONS},
+            check=checks.categorical_cross_entropy,
+            reads=("probs", "target"),
         ),
         _spec(
             "nll",
@@ -103,6 +115,8 @@ LOSSES: dict[str, LossSpec] = {
             [("log_probs", "float"), ("target", "labels"), ("weight", "weight", False)],
             {"ignore_index": None, "reduction": "mean"},
             {"reduction": REDUCTIONS},
+            check=checks.nll,
+            reads=("target",),
         ),
         _spec(
             "binary_cross_entropy",
@@ -110,6 +124,8 @@ LOSSES: dict[str, LossSpec] = {
             [("probs", "float"), ("target", "float"), ("weight", "weight", False)],
             {"reduction": "mean"},
             {"reduction": REDUCTIONS},
+            check=checks.binary_cross_entropy,
+            reads=("probs",),
         ),
         _spec(
             "binary_cross_entropy_with_logits",
@@ -122,6 +138,7 @@ LOSSES: dict[str, LossSpec] = {
             ],
             {"reduction": "mean"},
             {"reduction": REDUCTIONS},
+            check=checks.binary_cross_entropy_with_logits,
         ),
         _spec(
             "kl_divergence",
@@ -129,6 +146,8 @@ LOSSES: dict[str, LossSpec] = {
             [("input", "float"), ("target", "float")],
             {"log_target": False, "reduction": "mean"},
             {"reduction": KL_REDUCTIONS, "log_target": (False, True)},
+            check=checks.kl_divergence,
+            reads=("target",),
         ),
         _spec(
             "sigmoid_focal_loss",
@@ -136,24 +155,34 @@ LOSSES: dict[str, LossSpec] = {
             [("logits", "float"), ("target", "float")],
             {"alpha": 0.25, "gamma": 2.0, "reduction": "mean"},
             {"reduction": REDUCTIONS},
+            check=checks.sigmoid_focal_loss,
+            reads=("target",),
         ),
         _spec(
             "token_cross_entropy",
             tokens.token_cross_entropy,
             [("logits", "float"), ("target", "labels"), ("mask", "mask", False)],
             {"ignore_index": None},
+            check=checks.token_cross_entropy,
+            reads=("target", "mask"),
         ),
         _spec(
             "perplexity",
             tokens.perplexity,
             [("logits", "float"), ("target", "labels"), ("mask", "mask", False)],
             {"ignore_index": None},
+            check=checks.token_cross_entropy,
+            reads=("target", "mask"),
         ),
-        _spec("softmax", softmax.softmax, [("x", "float")], {"axis": -1}),
-        _spec("log_softmax", softmax.log_softmax, [("x", "float")], {"axis": -1}),
-        _spec("logsumexp", softmax.logsumexp, [("x", "float")], {"axis": -1}),
-        _spec("sigmoid", binary.sigmoid, [("x", "float")], {}),
-        _spec("log_sigmoid", binary.log_sigmoid, [("x", "float")], {}),
+        _spec("softmax", softmax.softmax, [("x", "float")], {"axis": -1}, check=checks.softmax),
+        _spec(
+            "log_softmax", softmax.log_softmax, [("x", "float")], {"axis": -1}, check=checks.softmax
+        ),
+        _spec(
+            "logsumexp", softmax.logsumexp, [("x", "float")], {"axis": -1}, check=checks.logsumexp
+        ),
+        _spec("sigmoid", binary.sigmoid, [("x", "float")], {}, check=checks.elementwise),
+        _spec("log_sigmoid", binary.log_sigmoid, [("x", "float")], {}, check=checks.elementwise),
     ]
 }
 
@@ -214,12 +243,12 @@ def check(
     ``numpy.broadcast_to(0.0, shape)``.
     """
     spec, arrays, kwargs = _prepare(loss, inputs, params)
-    return checks.CHECKS[spec.name](**arrays, **kwargs)
+    return spec.check(**arrays, **kwargs)
 
 
 def values_read(loss: str) -> frozenset[str]:
     """The inputs of ``loss`` whose values :func:`check` reads (the rest: shape and dtype)."""
-    return checks.VALUES_READ.get(loss, frozenset())
+    return LOSSES[loss].reads
 
 
 def _prepare(

@@ -171,32 +171,9 @@ def elementwise(x) -> Shape:
     return np.shape(x)
 
 
-#: loss -> its check; each takes the loss function's arguments and returns the value's shape
-CHECKS: dict[str, Callable[..., Shape]] = {
-    "softmax_cross_entropy": softmax_cross_entropy,
-    "categorical_cross_entropy": categorical_cross_entropy,
-    "nll": nll,
-    "binary_cross_entropy": binary_cross_entropy,
-    "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
-    "kl_divergence": kl_divergence,
-    "sigmoid_focal_loss": sigmoid_focal_loss,
-    "token_cross_entropy": token_cross_entropy,
-    "perplexity": token_cross_entropy,
-    "softmax": lambda x, *, axis=-1: _along(x, axis, reduced=False),
-    "log_softmax": lambda x, *, axis=-1: _along(x, axis, reduced=False),
-    "logsumexp": lambda x, *, axis=-1: _along(x, axis, reduced=True),
-    "sigmoid": elementwise,
-    "log_sigmoid": elementwise,
-}
+def softmax(x, *, axis=-1) -> Shape:
+    return _along(x, axis, reduced=False)
 
-#: loss -> the inputs whose values (not only shapes) the checks read
-VALUES_READ: dict[str, frozenset[str]] = {
-    "softmax_cross_entropy": frozenset({"target"}),
-    "categorical_cross_entropy": frozenset({"probs", "target"}),
-    "nll": frozenset({"target"}),
-    "binary_cross_entropy": frozenset({"probs"}),
-    "kl_divergence": frozenset({"target"}),
-    "sigmoid_focal_loss": frozenset({"target"}),
-    "token_cross_entropy": frozenset({"target", "mask"}),
-    "perplexity": frozenset({"target", "mask"}),
-}
+
+def logsumexp(x, *, axis=-1) -> Shape:
+    return _along(x, axis, reduced=True)
