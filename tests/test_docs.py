@@ -135,3 +135,16 @@ def test_differences_page_is_regenerated_by_report_readme(tmp_path: Path) -> Non
     block = rewritten[len(before) : len(rewritten) - len(after)]
     assert "| torch | softmax_cross_entropy | mismatch | 1 | 1 | 1 |" in block
     assert "Totals: mismatch 1." in block
+
+
+def test_design_lists_every_loss_of_the_registry_as_generated():
+    """docs/design.md's losses table is `xentcheck schema --losses`: a new loss (or a
+    changed default) shows up there without a hand edit, or this fails."""
+    from xentcheck.harness.schema import LOSSES_BEGIN, LOSSES_END, losses_markdown
+
+    text = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    assert LOSSES_BEGIN in text and LOSSES_END in text, "docs/design.md lost its losses markers"
+    section = text.split(LOSSES_BEGIN, 1)[1].split(LOSSES_END, 1)[0].strip()
+    assert section == losses_markdown().strip(), (
+        "docs/design.md's losses table is stale: replace it with `xentcheck schema --losses`"
+    )

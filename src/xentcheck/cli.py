@@ -141,7 +141,10 @@ def _parser() -> argparse.ArgumentParser:
         help="case file or folder (repeatable; default: the suite shipped with xentcheck)",
     )
 
-    sub.add_parser("schema", help="print the JSON Schema of case files")
+    sch = sub.add_parser("schema", help="print the JSON Schema of case files")
+    sch.add_argument(
+        "--losses", action="store_true", help="print the Markdown table of the losses instead"
+    )
     return p
 
 
@@ -332,7 +335,7 @@ def cmd_cases(args) -> int:
 def cmd_schema(args) -> int:
     from xentcheck.harness import schema
 
-    sys.stdout.write(schema.text())
+    sys.stdout.write(schema.losses_markdown() if args.losses else schema.text())
     return 0
 
 
