@@ -281,6 +281,12 @@ def perplexity(logits, target, mask=None, **kwargs):
     return torch.exp(token_cross_entropy(logits, target, mask, **kwargs))
 
 
+def smoothed_binary_cross_entropy(logits, target, label_smoothing, **kwargs):
+    """torch has no label smoothing for binary targets: the user smooths them towards 1/2."""
+    target = target * (1 - label_smoothing) + 0.5 * label_smoothing
+    return F.binary_cross_entropy_with_logits(logits, target, **kwargs)
+
+
 def sigmoid_focal_loss(inputs, targets, alpha, gamma, reduction):
     """torchvision.ops.sigmoid_focal_loss (torchvision 0.2x), written out in torch ops as a
     user without torchvision would copy it; ``alpha=None`` is no alpha weighting
@@ -358,6 +364,10 @@ DECLARATIONS: list[Declaration] = [
     D("torch.nn.BCEWithLogitsLoss", "binary_cross_entropy_with_logits",
       Construct("torch.nn.BCEWithLogitsLoss", ("logits", "target"), _BCE_LOGITS_KW),
       twin_of="torch.nn.functional.binary_cross_entropy_with_logits"),
+    D("torch.nn.functional.binary_cross_entropy_with_logits+smoothed_target", "smoothed_binary_cross_entropy",
+      Recipe(smoothed_binary_cross_entropy, ("logits", "target"), {"reduction": "reduction"},
+             always={"label_smoothing": param("label_smoothing")}),
+      doc="target * (1 - eps) + eps / 2, then binary_cross_entropy_with_logits"),
     D("torch.nn.functional.kl_div", "kl_divergence",
       Function("torch.nn.functional.kl_div", ("input", "target"), _KL_KW)),
     D("torch.nn.KLDivLoss", "kl_divergence",

@@ -141,6 +141,14 @@ LOSSES: dict[str, LossSpec] = {
             check=checks.binary_cross_entropy_with_logits,
         ),
         _spec(
+            "smoothed_binary_cross_entropy",
+            binary.smoothed_binary_cross_entropy,
+            [("logits", "float"), ("target", "float")],
+            {"label_smoothing": 0.0, "reduction": "mean"},
+            {"reduction": REDUCTIONS},
+            check=checks.smoothed_binary_cross_entropy,
+        ),
+        _spec(
             "kl_divergence",
             kl.kl_divergence,
             [("input", "float"), ("target", "float")],

@@ -50,6 +50,7 @@ from xentcheck.reference.arguments import (
     check_probabilities,
     check_reduction,
     check_same_shape,
+    check_smoothing,
 )
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "log_sigmoid",
     "sigmoid",
     "sigmoid_focal_loss",
+    "smoothed_binary_cross_entropy",
 ]
 
 _ONE = _dd.dd(1.0)
@@ -373,6 +375,79 @@ def binary_cross_entropy_with_logits(
         n_gy = zmul(pw_n, spn) - sp
     grads = {"logits": (gx, n_gx), "target": (gy, n_gy)}
     return finish(ok, reduction, losses, (loss, n_loss), grads, w)
+
+
+def smoothed_binary_cross_entropy(logits, target, *, label_smoothing=0.0, reduction="mean"):
+    r"""Binary cross-entropy from logits against targets smoothed towards 1/2 (Keras's
+    ``BinaryCrossentropy(from_logits=True, label_smoothing=eps)``).
+
+    Label smoothing over the two classes of each element: with logit :math:`x`, target
+    :math:`y` and :math:`\varepsilon` = ``label_smoothing``,
+
+    .. math::
+        y' = (1 - \varepsilon)\,y + \tfrac{\varepsilon}{2}, \qquad
+        \ell = y' \operatorname{softplus}(-x) + (1 - y') \operatorname{softplus}(x)
+
+    (``1 - y' = (1 - eps)(1 - y) + eps/2``). Gradients (before the cotangent):
+
+    .. math::
+        \frac{\partial\ell}{\partial x} = (1 - y')\,\sigma(x) - y'\,\sigma(-x)
+            = \sigma(x) - y', \qquad
+        \frac{\partial\ell}{\partial y} = -(1 - \varepsilon)\,x
+
+    ``y'`` and ``1 - y'`` are formed in double-double, each from ``y`` or ``1 - y``
+    (exact), so no rounding of ``y'`` reaches the loss: it is right to the accuracy of
+    :func:`binary_cross_entropy_with_logits` (a loss that cancels to nothing cannot occur
+    for ``eps > 0``). Smoothing towards ``1/C`` over a last axis of ``C`` labels (optax's
+    ``smooth_labels``) is a different loss unless ``C = 2``.
+
+    Args:
+      logits: float array of any shape.
+      target: targets of the same shape, usually 0/1 or in ``[0, 1]``.
+      label_smoothing: :math:`\varepsilon` in ``[0, 1]``.
+      reduction: ``"none"``, ``"sum"`` or ``"mean"`` (over all elements).
+
+    Returns:
+      ``(value, grads)`` with ``grads["logits"]`` and ``grads["target"]``.
+
+    Raises:
+      ValueError: on mismatched shapes, ``label_smoothing`` outside ``[0, 1]`` or an
+        unknown reduction.
+    """
+    x = as_float(logits, "logits")
+    y = as_float(target, "target")
+    check_same_shape(x, y, "logits", "target")
+    eps = check_smoothing(label_smoothing)
+    check_reduction(reduction)
+
+    ok = _finite(x, y)
+    xs, ys = np.where(ok, x, 0.0), np.where(ok, y, 0.0)
+    with np.errstate(all="ignore"):
+        lg = _logit(xs)
+        keep = _dd.two_sum(np.ones_like(xs), np.full_like(xs, -eps))  # 1 - eps, exactly
+        a = _dd.add_f(_dd.prod(ys, keep), np.full_like(xs, eps / 2))  # y'
+        b = _dd.add_f(_dd.prod(_one_minus(ys), keep), np.full_like(xs, eps / 2))  # 1 - y'
+
+        def losses(scale: int = 0) -> _dd.DD:
+            sc = 2.0**scale
+            return _dd.add(_dd.prod(sc, a, lg.softplus_neg()), _dd.prod(sc, b, lg.softplus()))
+
+        up, down = lg.sig_abs(), lg.sig_negabs()  # sigma(|x|), sigma(-|x|)
+        gx = _dd.where(
+            lg.pos,
+            _dd.sub(_dd.prod(b, up), _dd.prod(a, down)),
+            _dd.sub(_dd.prod(b, down), _dd.prod(a, up)),
+        )
+        gy = _dd.neg(_dd.prod(keep, xs))
+
+        a_n = (1.0 - eps) * y + eps / 2
+        b_n = (1.0 - eps) * (1.0 - y) + eps / 2
+        sp, spn = _naive_softplus(x), _naive_softplus(-x)
+        n_loss = zmul(a_n, spn) + zmul(b_n, sp)
+        n_gx = zmul(b_n, _naive_sigmoid(x)) - zmul(a_n, _naive_sigmoid(-x))
+        n_gy = -(1.0 - eps) * x
+    grads = {"logits": (gx, n_gx), "target": (gy, n_gy)}
+    return finish(ok, reduction, losses, (losses(), n_loss), grads)
 
 
 def _far_mix(far, regular: _dd.DD, a: _dd.DD, b: _dd.DD, scale: int = 0) -> _dd.DD:

@@ -126,6 +126,15 @@ def binary_cross_entropy_with_logits(
     return _reduced(logits.shape, reduction)
 
 
+def smoothed_binary_cross_entropy(
+    logits, target, *, label_smoothing=0.0, reduction="mean"
+) -> Shape:
+    _elementwise("logits", logits, target, {})
+    arg.check_smoothing(label_smoothing)
+    _reduction(reduction)
+    return _reduced(logits.shape, reduction)
+
+
 def kl_divergence(input, target, *, log_target=False, reduction="mean") -> Shape:
     _elementwise("input", input, target, {})
     _reduction(reduction, arg.KL_REDUCTIONS)
