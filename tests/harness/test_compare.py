@@ -4,8 +4,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from xentcheck import accuracy
 from xentcheck.dtypes import quantize, ulp
+from xentcheck.harness import compare as compare_module
 from xentcheck.harness.compare import DEFAULT_TOLERANCE, compare, tolerance_for
 
 
@@ -102,3 +106,50 @@ def test_scalar_outputs_compare_like_arrays():
     assert c.status == "pass" and c.max_abs_err == 2**-20 and c.index == []
     c = compare(np.array(2.0), np.array(2.5), "float32", 1.3e-6, 1e-5)
     assert c.status == "mismatch" and c.max_rel_err == 0.25
+
+
+def test_the_default_tolerance_is_the_accuracy_modules_own():
+    """One table: the harness reads the criterion's, it keeps no copy."""
+    assert compare_module.DEFAULT_TOLERANCE is accuracy.DEFAULT_TOLERANCE
+
+
+#: values that probe the criterion: near-equal, tolerance-sized and overflowing differences
+#: (100 / 101.62 and 1000 / 1001.0005 agree in bfloat16 / float16 at rtol * |actual| but
+#: not at rtol * |expected|), zeros, subnormals and every non-finite value
+_VALUES = st.sampled_from(
+    [0.0, -0.0, 1.0, 1.0 + 1e-7, 1.0 + 2e-7, 1.0 + 1e-3, 1.1, -1.0, 1e-5, 2e-5, 5e-324,
+     100.0, 101.62, 1000.0, 1001.0005, 1e300, -1e300, 1.7e308, -1.7e308,
+     np.inf, -np.inf, np.nan]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(_VALUES, _VALUES), max_size=40),
+    dtype=st.sampled_from(sorted(DEFAULT_TOLERANCE)),
+    other_shape=st.booleans(),
+)
+@example(pairs=[(100.0, 101.62)], dtype="bfloat16", other_shape=False)
+@example(pairs=[(1000.0, 1001.0005), (np.inf, np.inf)], dtype="float16", other_shape=True)
+@example(pairs=[(np.nan, np.nan), (-np.inf, -np.inf)], dtype="float32", other_shape=False)
+@example(pairs=[(1.7e308, -1.7e308)], dtype="float64", other_shape=False)
+def test_compare_passes_exactly_when_the_criterion_agrees(pairs, dtype, other_shape):
+    """``compare``'s fast paths (a few elements, blocks of finite ones, the general path)
+    and :func:`accuracy.agrees` are one criterion; same-size arrays of another shape are
+    read in the golden's shape by both."""
+    e = np.array([x for x, _ in pairs], dtype=np.float64)
+    a = np.array([y for _, y in pairs], dtype=np.float64)
+    if other_shape and e.size % 2 == 0 and e.size:
+        e = e.reshape(2, -1)
+    rtol, atol = DEFAULT_TOLERANCE[dtype]
+    with np.errstate(all="ignore"):
+        passed = compare(e, a, dtype, rtol, atol).status == "pass"
+    assert accuracy.agrees(e, a, rtol, atol) == passed
+    d = accuracy.disagreeing(e, a, rtol, atol)
+    assert d.shape == e.shape and bool(d.any()) != passed
+
+
+def test_arrays_of_other_sizes_do_not_agree():
+    assert accuracy.disagreeing([1.0, 2.0], [1.0], 1e-7, 1e-7) is None
+    assert not accuracy.agrees([1.0, 2.0], [1.0], 1e-7, 1e-7)
+    assert compare(np.array([1.0, 2.0]), np.array([1.0]), "float64", 1e-7, 1e-7).status != "pass"

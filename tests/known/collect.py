@@ -2,9 +2,10 @@
 
 ``python -m tests.known.collect FRAMEWORK PLAN.json OUT.pickle``: PLAN is a list of
 ``{"key", "api", "cases"}`` (a case folder run through that one API of FRAMEWORK, on the
-CPU); OUT gets ``[{"key", "row", "finding"}]``: every result row :func:`run_instance`
-made, with the :class:`~xentcheck.known.Finding` the worker handed to ``explain`` for it
-(None for a row it did not judge: a pass, an unsupported call). The frameworks run here,
+CPU); OUT gets ``{"apis", "rows"}``: the names of every API the adapter declares, and
+``[{"key", "row", "finding"}]``: every result row :func:`run_instance` made, with the
+:class:`~xentcheck.known.Finding` the worker handed to ``explain`` for it (None for a row
+it did not judge: a pass, an unsupported call). The frameworks run here,
 each in its own process as in ``xentcheck run`` (Keras picks its backend once per process);
 the predicates are judged again by the tests, in their own process.
 """
@@ -60,7 +61,8 @@ def collect(framework: str, plan: list[dict], devices: tuple[str, ...] = ("cpu",
 def main(argv: list[str]) -> int:
     framework, plan, dest = argv
     rows = collect(framework, json.loads(Path(plan).read_text()))
-    Path(dest).write_bytes(pickle.dumps(rows))
+    apis = [a.name for a in load_framework(framework).apis]
+    Path(dest).write_bytes(pickle.dumps({"apis": apis, "rows": rows}))
     return 0
 
 

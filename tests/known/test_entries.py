@@ -3,11 +3,13 @@
 The examples of :mod:`tests.known.table` run through their framework's API the worker's
 way (:mod:`tests.known.collect`: one process per framework, started once per session);
 the tests then judge the recorded findings again here, calling the predicates so that an
-exception propagates and fails the test.
+exception propagates and fails the test. The same process reports the APIs the adapter
+declares, which every API name and pattern of the framework's entries must name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import pickle
@@ -26,6 +28,9 @@ from xentcheck.known import Finding, Known, entries, explain
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN_DIR = ROOT / "src" / "xentcheck" / "known"
 
+#: the modules of known/ that hold no framework's entries
+SHARED_MODULES = ("__init__", "modes", "facts")
+
 #: the frameworks the examples run on (each marked by its name: tests/conftest.py skips a
 #: framework's tests, with the reason, when the modules adapters.REQUIRES names are absent)
 FRAMEWORKS = list(dict.fromkeys(ex.framework for ex in EXAMPLES))
@@ -33,7 +38,7 @@ FRAMEWORKS = list(dict.fromkeys(ex.framework for ex in EXAMPLES))
 
 def _all_entries() -> dict[str, list[Known]]:
     """framework -> its entries, for every ``known/<framework>.py``."""
-    names = sorted(p.stem for p in KNOWN_DIR.glob("*.py") if p.stem not in ("__init__", "modes"))
+    names = sorted(p.stem for p in KNOWN_DIR.glob("*.py") if p.stem not in SHARED_MODULES)
     return {n.replace("_", "-"): entries(n.replace("_", "-")) for n in names}
 
 
@@ -60,10 +65,17 @@ class Runs:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.done: dict[str, list[dict]] = {}
+        self.done: dict[str, dict] = {}
         self.stderr: dict[str, str] = {}
 
     def rows(self, framework: str) -> list[dict]:
+        return self._collected(framework)["rows"]
+
+    def apis(self, framework: str) -> list[str]:
+        """The names of the APIs the framework's adapter declares."""
+        return self._collected(framework)["apis"]
+
+    def _collected(self, framework: str) -> dict:
         missing = [m for m in REQUIRES[framework] if importlib.util.find_spec(m) is None]
         if missing:
             pytest.skip(f"{framework} needs {', '.join(missing)}, not installed")
@@ -71,8 +83,9 @@ class Runs:
             self.done[framework] = self._run(framework)
         return self.done[framework]
 
-    def _run(self, framework: str) -> list[dict]:
+    def _run(self, framework: str) -> dict:
         base = self.root / framework
+        base.mkdir(parents=True)
         plan = []
         for n, ex in enumerate(e for e in EXAMPLES if e.framework == framework):
             _case_file(ex, base / f"{n:02d}")
@@ -152,6 +165,38 @@ def test_the_entry_does_not_explain_other_numbers(runs: Runs, ex: Example) -> No
         assert _entry(ex).when(altered) is False
         k = explain(altered)
         assert k is None or k.id != ex.id
+
+
+def _unmatched(framework: str, declared: list[str]) -> list[tuple[str, str]]:
+    """(entry id, pattern) of every API name or pattern of the framework's entries that
+    covers none of the ``declared`` API names (by the rule ``explain`` applies)."""
+    return [
+        (k.id, p) for k in entries(framework) for p in k.apis
+        if not any(dataclasses.replace(k, apis=(p,)).covers_api(n) for n in declared)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "framework",
+    [pytest.param(fw, marks=[getattr(pytest.mark, fw)]) for fw in _all_entries() if entries(fw)],
+)
+def test_every_api_pattern_names_a_declared_api(runs: Runs, framework: str) -> None:
+    """An entry's API names come from the adapter's declarations: a renamed API (or a
+    pattern that no longer matches) fails here instead of silently explaining nothing."""
+    declared = runs.apis(framework)
+    assert declared
+    assert _unmatched(framework, declared) == []
+    # the check sees a rename: an API that is the only one a pattern covers, renamed
+    renamed = 0
+    for k in entries(framework):
+        for p in k.apis:
+            one = dataclasses.replace(k, apis=(p,))
+            hits = [n for n in declared if one.covers_api(n)]
+            if len(hits) == 1:
+                after = ["renamed-api" if n == hits[0] else n for n in declared]
+                assert (k.id, p) in _unmatched(framework, after), (k.id, p)
+                renamed += 1
+    assert renamed
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,11 @@
 status (``pass``, ``mismatch`` or ``nonfinite``) and the errors of the worst element:
 absolute, relative and in ULPs of the dtype under test.
 
-Default tolerances are torch.testing's table (``assert_close``): an element passes when
-``|actual - expected| <= atol + rtol * |expected|``. Non-finite values must match exactly:
-NaN where the golden is NaN, +inf where it is +inf, -inf where it is -inf; otherwise the
-status is ``nonfinite`` whatever the finite elements do.
+The criterion is :mod:`xentcheck.accuracy`'s (its ``DEFAULT_TOLERANCE`` is torch.testing's
+table): an element passes when ``|actual - expected| <= atol + rtol * |expected|``.
+Non-finite values must match exactly: NaN where the golden is NaN, +inf where it is +inf,
+-inf where it is -inf; otherwise the status is ``nonfinite`` whatever the finite elements
+do. ``compare`` passes exactly when :func:`xentcheck.accuracy.agrees` holds.
 """
 
 from __future__ import annotations
@@ -17,16 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from xentcheck.accuracy import DEFAULT_TOLERANCE
 from xentcheck.dtypes import ulp
 from xentcheck.floats import float_ulp_one
-
-#: dtype -> (rtol, atol), torch.testing.assert_close defaults
-DEFAULT_TOLERANCE: dict[str, tuple[float, float]] = {
-    "float64": (1e-7, 1e-7),
-    "float32": (1.3e-6, 1e-5),
-    "float16": (1e-3, 1e-5),
-    "bfloat16": (1.6e-2, 1e-5),
-}
 
 SAMPLES = 4  # elements of expected/actual kept in a result row
 

@@ -15,6 +15,11 @@ of its rows (fixed upstream, say). An entry without ``versions`` applies to ever
 
 Entries live in one module per framework (``known/torch.py`` ...) as ``ENTRIES`` lists;
 a framework named ``X`` finds ``xentcheck.known.X`` when that module exists (``-`` read as ``_``).
+Such a module holds its entries and the predicates that reproduce each documented
+mechanism; what a predicate reads off a finding (its first input and class axis, labels,
+kept positions, rejected labels, where it differs from the reference) is defined once in
+:mod:`xentcheck.known.facts`, and an execution mode's entries are derived from its base
+framework's by :mod:`xentcheck.known.modes`.
 
 A predicate answers True (the entry explains the finding) or False (it does not, including
 when the finding lacks what the predicate reads: no such input, no array to compare). A

@@ -10,8 +10,30 @@ from __future__ import annotations
 
 import numpy as np
 
+from xentcheck.accuracy import agrees, disagreeing
 from xentcheck.dtypes import numpy_dtype, ulp
 from xentcheck.known import Finding, Known
+from xentcheck.known.facts import (
+    AXIS_LOSSES,
+    as_rows,
+    class_axis,
+    first_input,
+    first_input_name,
+    floats,
+    from_rows,
+    has_nan,
+    integer_target,
+    is_token_loss,
+    kept,
+    labels,
+    new_nan,
+    new_nan_only_where,
+    num_classes,
+    out_of_range,
+    rejected_labels,
+    rows,
+    tolerance,
+)
 from xentcheck.reference import LOSSES, cotangent, evaluate
 
 # --------------------------------------------------------------------------- helpers
@@ -29,90 +51,31 @@ _LSE_APIS = (
     "jnp.exp(optax.losses.softmax_cross_entropy_with_integer_labels*",
 )
 
-_FIRST = {
-    "softmax_cross_entropy": "logits",
-    "categorical_cross_entropy": "probs",
-    "nll": "log_probs",
-    "token_cross_entropy": "logits",
-    "perplexity": "logits",
-    "kl_divergence": "input",
-    "softmax": "x",
-    "log_softmax": "x",
-    "logsumexp": "x",
-}
-
-
-def _token_loss(f: Finding) -> bool:
-    return f.loss in ("token_cross_entropy", "perplexity")
-
-
-def _rows(f: Finding) -> np.ndarray:
-    """The first input as rows ``[M, C]`` over its class axis (last for token losses)."""
-    x = np.asarray(f.inputs[_FIRST[f.loss]], dtype=np.float64)
-    if _token_loss(f) or x.ndim == 1:
-        return x.reshape(-1, x.shape[-1])
-    return np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
-
-
-def _labels(f: Finding) -> np.ndarray:
-    return np.asarray(f.inputs["target"]).astype(np.int64).ravel()
-
-
-def _kept(f: Finding) -> np.ndarray:
-    t = _labels(f)
-    keep = np.ones(t.shape, dtype=bool)
-    ignore = f.params.get("ignore_index")
-    if ignore is not None:
-        keep &= t != int(ignore)
-    mask = f.inputs.get("mask")
-    if mask is not None:
-        keep &= np.asarray(mask, dtype=bool).ravel()
-    return keep
-
-
-def _bad_labels(f: Finding) -> np.ndarray:
-    """The kept labels outside ``[0, C)``."""
-    t = _labels(f)
-    classes = _rows(f).shape[1]
-    return t[_kept(f) & ((t < 0) | (t >= classes))]
-
-
-def _integer_target(f: Finding) -> bool:
-    t = f.inputs.get("target")
-    return t is not None and np.asarray(t).dtype.kind in "iu"
-
-
-def _has_nan(a) -> bool:
-    return a is not None and bool(np.isnan(np.asarray(a, dtype=np.float64)).any())
-
-
 # --------------------------------------------------------------------------- labels
 
 
 def _oob_nan(f: Finding) -> bool:
     """Reference rejected an out-of-range label and JAX returned NaN for it."""
-    if f.expected is not None or f.actual is None or not _integer_target(f):
+    if f.expected is not None or f.actual is None or not integer_target(f):
         return False
-    bad = _bad_labels(f)
-    classes = _rows(f).shape[1]
+    bad, classes = rejected_labels(f), num_classes(f)
     far = (bad >= classes) | (bad < -classes)
-    return bad.size > 0 and bool(far.any()) and _has_nan(f.actual)
+    return bad.size > 0 and bool(far.any()) and has_nan(f.actual)
 
 
 def _negative_wraps(f: Finding) -> bool:
     """Every rejected label lies in ``[-C, 0)``: read from the end of the class axis."""
-    if f.expected is not None or f.actual is None or not _integer_target(f):
+    if f.expected is not None or f.actual is None or not integer_target(f):
         return False
-    bad = _bad_labels(f)
-    classes = _rows(f).shape[1]
-    return bad.size > 0 and bool(np.all((bad < 0) & (bad >= -classes))) and not _has_nan(f.actual)
+    bad, classes = rejected_labels(f), num_classes(f)
+    return bad.size > 0 and bool(np.all((bad < 0) & (bad >= -classes))) and not has_nan(f.actual)
 
 
 def _one_hot_zero_row(f: Finding) -> bool:
     """A rejected label became an all-zero one-hot row: a finite loss."""
-    if f.expected is not None or f.actual is None or not _integer_target(f):
+    if f.expected is not None or f.actual is None or not integer_target(f):
         return False
-    return _bad_labels(f).size > 0 and bool(np.all(np.isfinite(f.actual)))
+    return rejected_labels(f).size > 0 and bool(np.all(np.isfinite(f.actual)))
 
 
 # --------------------------------------------------------------------------- log-normaliser
@@ -126,26 +89,25 @@ def _lse_cancellation(f: Finding) -> bool:
     """
     if f.quantity != "value" or f.expected is None or f.actual is None:
         return False
-    if not _integer_target(f) or f.params.get("label_smoothing"):
+    if not integer_target(f) or f.params.get("label_smoothing"):
         return False
-    z = _rows(f)
+    z = rows(f)
     if not np.all(np.isfinite(z)):
         return False
-    exp = np.asarray(f.expected, dtype=np.float64)
-    act = np.asarray(f.actual, dtype=np.float64)
+    exp, act = floats(f.expected), floats(f.actual)
     if exp.shape != act.shape or not (np.all(np.isfinite(exp)) and np.all(np.isfinite(act))):
         return False
-    t = np.clip(_labels(f), 0, z.shape[1] - 1)
-    keep = _kept(f)
+    t = np.clip(labels(f), 0, z.shape[1] - 1)
+    keep = kept(f)
     w = np.ones(t.shape)
     if f.inputs.get("weight") is not None:
-        w = np.asarray(f.inputs["weight"], dtype=np.float64)[t]
+        w = floats(f.inputs["weight"])[t]
     w = np.where(keep, np.abs(w), 0.0)
     scale = np.max(np.abs(z), axis=1) + np.log(z.shape[1])
     per_row = 4.0 * w * ulp(scale, f.dtype)  # the log-normaliser's and z_t's rounding
     err = np.abs(act - exp)
     slack = 2.0 * ulp(exp, f.dtype)
-    if _token_loss(f) or f.params.get("reduction") == "mean":
+    if is_token_loss(f) or f.params.get("reduction") == "mean":
         denom = np.sum(w) if np.sum(w) > 0 else 1.0
         bound = np.sum(per_row) / denom
         if f.loss == "perplexity":
@@ -159,21 +121,17 @@ def _lse_cancellation(f: Finding) -> bool:
 # --------------------------------------------------------------------------- non-finite logits
 
 
-def _row_mask(f: Finding, rows: np.ndarray) -> np.ndarray | None:
+def _row_mask(f: Finding, per_row: np.ndarray) -> np.ndarray | None:
     """Broadcast a per-row boolean over the quantity's shape (None: cannot localise)."""
     if f.actual is None:
         return None
     shape = np.shape(f.actual)
-    x = np.asarray(f.inputs[_FIRST[f.loss]])
-    if f.loss in ("softmax", "log_softmax", "logsumexp"):
+    if f.loss in AXIS_LOSSES:
         return None  # rows are along a swept axis; judged by value, below
-    if shape == x.shape:  # a gradient of the first input, class axis 1 (last for tokens)
-        if _token_loss(f) or x.ndim == 1:
-            return np.repeat(rows, x.shape[-1]).reshape(shape)
-        moved = (x.shape[0], *x.shape[2:], x.shape[1])
-        return np.moveaxis(np.repeat(rows, x.shape[1]).reshape(moved), -1, 1)
-    if int(np.prod(shape)) == rows.size:  # one value per row (reduction none)
-        return rows.reshape(shape)
+    if shape == np.shape(f.inputs[first_input_name(f)]):  # a gradient of the first input
+        return from_rows(f, np.repeat(per_row, num_classes(f)))
+    if int(np.prod(shape)) == per_row.size:  # one value per row (reduction none)
+        return per_row.reshape(shape)
     return None
 
 
@@ -181,49 +139,41 @@ def _plus_inf_nan(f: Finding) -> bool:
     """NaN (where the reference takes the limit) only in rows holding a ``+inf`` logit."""
     if f.expected is None or f.actual is None:
         return False
-    x = np.asarray(f.inputs[_FIRST[f.loss]], dtype=np.float64)
-    if f.loss in ("softmax", "log_softmax", "logsumexp"):
-        axis = int(f.params.get("axis", -1))
-        inf_rows = np.any(x == np.inf, axis=axis, keepdims=f.loss != "logsumexp")
-        act = np.asarray(f.actual, dtype=np.float64)
-        exp = np.asarray(f.expected, dtype=np.float64)
-        if f.quantity == "value" and f.loss == "logsumexp":
-            diff = ~((act == exp) | (np.isnan(act) & np.isnan(exp)))
-            return bool(np.any(inf_rows)) and bool(np.all(~diff | inf_rows))
-        rows = np.broadcast_to(inf_rows, act.shape)
-        diff = ~(np.isclose(act, exp, rtol=1e-2, atol=1e-6) | (np.isnan(act) & np.isnan(exp)))
-        return bool(np.any(rows)) and bool(np.all(~diff | (rows & np.isnan(act))))
-    rows = np.any(_rows(f) == np.inf, axis=1)
-    if not rows.any() or not _has_nan(f.actual):
-        return False
-    act = np.asarray(f.actual, dtype=np.float64)
-    exp = np.asarray(f.expected, dtype=np.float64)
-    new_nan = np.isnan(act) & ~np.isnan(exp)
-    mask = _row_mask(f, rows)
-    if mask is None:  # a reduced value: NaN because some row holds +inf
-        return bool(new_nan.all())
-    return bool(np.all(~new_nan | mask))
+    if f.loss in AXIS_LOSSES:
+        x, act = first_input(f), floats(f.actual)
+        inf_rows = np.any(x == np.inf, axis=class_axis(f), keepdims=f.loss != "logsumexp")
+        if f.quantity == "value" and f.loss == "logsumexp":  # exactly the reference elsewhere
+            diff = disagreeing(f.expected, f.actual, rtol=0.0, atol=0.0)
+            return diff is not None and bool(np.any(inf_rows)) and bool(np.all(~diff | inf_rows))
+        inf_slices = np.broadcast_to(inf_rows, act.shape)
+        diff = disagreeing(f.expected, f.actual, rtol=1e-2, atol=1e-6)
+        if diff is None:
+            return False
+        return bool(np.any(inf_slices)) and bool(np.all(~diff | (inf_slices & np.isnan(act))))
+    return _new_nan_only_in_rows(f, np.any(rows(f) == np.inf, axis=1))
 
 
 def _neg_inf_zero_label(f: Finding) -> bool:
     """``0 * log_softmax(-inf) = 0 * -inf = NaN``: rows with a -inf logit of zero target."""
-    if f.expected is None or f.actual is None or _integer_target(f):
+    if f.expected is None or f.actual is None or integer_target(f):
         return False
-    z = _rows(f)
+    z = rows(f)
     y = f.inputs.get("target")
     if y is None:
         return False
-    y = np.asarray(y, dtype=np.float64)
-    y = y.reshape(-1, y.shape[-1]) if y.ndim == 1 else np.moveaxis(y, 1, -1).reshape(z.shape)
-    rows = np.any((z == -np.inf) & (y == 0), axis=1)
-    if not rows.any() or not _has_nan(f.actual):
+    return _new_nan_only_in_rows(f, np.any((z == -np.inf) & (as_rows(f, y) == 0), axis=1))
+
+
+def _new_nan_only_in_rows(f: Finding, flagged: np.ndarray) -> bool:
+    """NaN where the reference has none, only in the rows ``flagged`` (one flag per row
+    of the first input); for a reduced value, NaN because some row is flagged."""
+    if not flagged.any() or not has_nan(f.actual):
         return False
-    act = np.asarray(f.actual, dtype=np.float64)
-    new_nan = np.isnan(act) & ~np.isnan(np.asarray(f.expected, dtype=np.float64))
-    mask = _row_mask(f, rows)
-    if mask is None:
-        return bool(new_nan.all())
-    return bool(np.all(~new_nan | mask))
+    nan = new_nan(f)
+    mask = _row_mask(f, flagged)
+    if mask is None:  # a reduced value
+        return bool(nan.all())
+    return bool(np.all(~nan | mask))
 
 
 # --------------------------------------------------------------------------- focal, KL
@@ -240,9 +190,7 @@ def _lse_b_zero(f: Finding) -> bool:
         return False
     if float(f.params.get("gamma", 2.0)) == 0.0:
         return False
-    y = np.asarray(f.inputs["target"], dtype=np.float64)
-    act = np.asarray(f.actual, dtype=np.float64)
-    exp = np.asarray(f.expected, dtype=np.float64)
+    y, act, exp = floats(f.inputs["target"]), floats(f.actual), floats(f.expected)
     if act.shape != y.shape or exp.shape != y.shape:
         return False
     off = ~(np.abs(act - exp) <= _tolerance(f, exp) + 1e-3 * np.abs(exp))
@@ -256,18 +204,16 @@ def _kl_zero_target_grad_nan(f: Finding) -> bool:
         return False
     if f.params.get("log_target"):
         return False
-    y = np.asarray(f.inputs["target"], dtype=np.float64)
-    act = np.asarray(f.actual, dtype=np.float64)
-    exp = np.asarray(f.expected, dtype=np.float64)
+    y, act, exp = floats(f.inputs["target"]), floats(f.actual), floats(f.expected)
     if act.shape != y.shape:
         return False
     if f.api.startswith("optax.losses.generalized_kl_divergence"):
         exp = exp - _kl_scale(f, y.shape)  # its extra term's d/d(target)
-    new_nan = np.isnan(act) & ~np.isnan(exp)
-    rest = ~new_nan & ~(np.isnan(act) & np.isnan(exp))
+    nan = np.isnan(act) & ~np.isnan(exp)
+    rest = ~nan & ~(np.isnan(act) & np.isnan(exp))
     close = np.abs(act - exp) <= _tolerance(f, exp) + 1e-2 * np.abs(exp)
     close |= act == exp  # matching infinities
-    return bool(new_nan.any()) and bool(np.all(~new_nan | (y == 0))) and bool(np.all(close[rest]))
+    return bool(nan.any()) and bool(np.all(~nan | (y == 0))) and bool(np.all(close[rest]))
 
 
 def _kl_scale(f: Finding, shape: tuple[int, ...]):
@@ -286,8 +232,7 @@ def _generalized_kl_extra(f: Finding) -> bool:
     """The difference is exactly the generalized-KL term ``exp(input) - target``."""
     if f.expected is None or f.actual is None or f.params.get("log_target"):
         return False
-    q = np.asarray(f.inputs["input"], dtype=np.float64)
-    y = np.asarray(f.inputs["target"], dtype=np.float64)
+    q, y = floats(f.inputs["input"]), floats(f.inputs["target"])
     c = _kl_scale(f, q.shape)
     with np.errstate(all="ignore"):
         if f.quantity == "value":
@@ -300,13 +245,13 @@ def _generalized_kl_extra(f: Finding) -> bool:
             extra = -np.ones_like(y) * c
         else:
             return False
-        act = np.asarray(f.actual, dtype=np.float64)
-        want = np.asarray(f.expected, dtype=np.float64) + extra
+        act, exp = floats(f.actual), floats(f.expected)
+        want = exp + extra
         if act.shape != want.shape:
             return False
         finite = np.isfinite(want) & np.isfinite(act)
         same = (act == want) | (np.isnan(act) & np.isnan(want))
-        size = np.abs(want) + np.abs(extra) + np.abs(np.asarray(f.expected, dtype=np.float64))
+        size = np.abs(want) + np.abs(extra) + np.abs(exp)
         close = np.abs(act - want) <= _tolerance(f, size) * 4
     return bool(np.all(same | (finite & close)))
 
@@ -315,87 +260,62 @@ def _kl_zero_times_inf(f: Finding) -> bool:
     """NaN only from ``0 * inf`` terms: target 0 at input -inf, or log target -inf."""
     if f.expected is None or f.actual is None:
         return False
-    q = np.asarray(f.inputs["input"], dtype=np.float64)
-    t = np.asarray(f.inputs["target"], dtype=np.float64)
+    q, t = floats(f.inputs["input"]), floats(f.inputs["target"])
     at = (t == -np.inf) if f.params.get("log_target") else (t == 0) & (q == -np.inf)
     if not at.any():
         return False
-    act = np.asarray(f.actual, dtype=np.float64)
-    new_nan = np.isnan(act) & ~np.isnan(np.asarray(f.expected, dtype=np.float64))
-    if not new_nan.any():
+    nan = new_nan(f)
+    if not nan.any():
         return False
-    if act.shape == at.shape:
-        return bool(np.all(~new_nan | at))
-    return bool(np.all(new_nan))  # a reduced value
+    if np.shape(f.actual) == at.shape:
+        return bool(np.all(~nan | at))
+    return bool(np.all(nan))  # a reduced value
 
 
 # --------------------------------------------------------------------------- element-wise NaNs
-
-
-def _new_nan_only_at(f: Finding, where: np.ndarray) -> bool:
-    """NaN where the reference is not NaN, and only at positions ``where`` (same shape)."""
-    if f.expected is None or f.actual is None:
-        return False
-    act = np.asarray(f.actual, dtype=np.float64)
-    exp = np.asarray(f.expected, dtype=np.float64)
-    if act.shape != where.shape or exp.shape != act.shape:
-        return False
-    new_nan = np.isnan(act) & ~np.isnan(exp)
-    return bool(new_nan.any()) and bool(np.all(~new_nan | where))
 
 
 def _xlogy_zero_zero(f: Finding) -> bool:
     """NaN gradients only where xlogy(0, 0) or xlog1py(0, -1) is differentiated."""
     if not f.quantity.startswith("grad:"):
         return False
-    p = np.asarray(f.inputs["probs"], dtype=np.float64)
-    y = np.asarray(f.inputs["target"], dtype=np.float64)
+    p, y = floats(f.inputs["probs"]), floats(f.inputs["target"])
     if y.shape != p.shape:
         return False
     at = (y == 0) & (p == 0)
     if f.loss == "binary_cross_entropy":
         at |= (y == 1) & (p == 1)
-    return _new_nan_only_at(f, at)
+    return new_nan_only_where(f, at)
 
 
 def _log_zero_gather(f: Finding) -> bool:
     """NaN probability gradients only at zero probabilities off the target class."""
-    if f.quantity != "grad:probs" or not _integer_target(f):
+    if f.quantity != "grad:probs" or not integer_target(f):
         return False
-    p = np.asarray(f.inputs["probs"], dtype=np.float64)
-    t = _labels(f)
-    rows = _rows(f)
-    off = np.ones(rows.shape, dtype=bool)
-    ok = (t >= 0) & (t < rows.shape[1])
-    off[np.arange(rows.shape[0])[ok], t[ok]] = False
-    at_rows = (rows == 0) & off
-    if p.ndim == 1:
-        at = at_rows.reshape(p.shape)
-    else:
-        moved = (p.shape[0], *p.shape[2:], p.shape[1])
-        at = np.moveaxis(at_rows.reshape(moved), -1, 1)
-    return _new_nan_only_at(f, at)
+    t, p = labels(f), rows(f)
+    off = np.ones(p.shape, dtype=bool)
+    ok = ~out_of_range(f)
+    off[np.arange(p.shape[0])[ok], t[ok]] = False
+    return new_nan_only_where(f, from_rows(f, (p == 0) & off))
 
 
 def _infinite_logit_nan(f: Finding) -> bool:
     """NaN only at elements whose logit is +-inf (``0 * inf`` in the BCE formula)."""
-    x = np.asarray(f.inputs["logits"], dtype=np.float64)
+    x = floats(f.inputs["logits"])
     if f.actual is None or f.expected is None:
         return False
     if np.shape(f.actual) == x.shape:
-        return _new_nan_only_at(f, np.isinf(x))
-    act = np.asarray(f.actual, dtype=np.float64)
-    exp = np.asarray(f.expected, dtype=np.float64)
-    return bool(np.isinf(x).any()) and bool(np.all(np.isnan(act) & ~np.isnan(exp)))
+        return new_nan_only_where(f, np.isinf(x))
+    return bool(np.isinf(x).any()) and bool(np.all(new_nan(f)))
 
 
 def _invalid_probability_nan(f: Finding) -> bool:
     """The reference rejected probabilities outside [0, 1]; JAX computed NaN there."""
     if f.expected is not None or f.actual is None:
         return False
-    p = np.asarray(f.inputs.get("probs"), dtype=np.float64)
+    p = floats(f.inputs.get("probs"))
     bad = (p < 0) | (p > 1)
-    return bool(bad.any()) and _has_nan(f.actual)
+    return bool(bad.any()) and has_nan(f.actual)
 
 
 # --------------------------------------------------------------------------- subnormals
@@ -432,10 +352,7 @@ def _flush_to_zero(f: Finding) -> bool:
     want = golden.value if f.quantity == "value" else golden.grads.get(f.quantity[5:])
     if want is None:
         return False
-    from xentcheck.harness.compare import DEFAULT_TOLERANCE, compare  # harness-side import
-
-    rtol, atol = DEFAULT_TOLERANCE[f.dtype]
-    return compare(np.asarray(want), np.asarray(f.actual), f.dtype, rtol, atol).status == "pass"
+    return agrees(want, f.actual, *tolerance(f))
 
 
 # --------------------------------------------------------------------------- the entries

@@ -22,15 +22,20 @@ def derive(
     entries: Iterable[Known],
     framework: str,
     wrap: Callable[[str], str] = lambda api: api,
+    runs: Callable[[str], bool] = lambda api: True,
 ) -> list[Known]:
     """``entries`` of another framework, re-registered for ``framework``.
 
     wrap:  the derived row name of an original API name (or pattern), e.g.
-           ``lambda api: f"torch.compile({api})"``; ``unwrap`` is its inverse on names.
+           ``lambda api: f"torch.compile({api})"``.
+    runs:  whether the derived framework runs an original API name (or pattern) at all;
+           the patterns it does not run are left out, and so is an entry left with none.
     """
     out = []
     for k in entries:
-        apis = tuple(wrap(p) for p in k.apis)
+        apis = tuple(wrap(p) for p in k.apis if runs(p))
+        if not apis:
+            continue
         versions = k.versions
         if versions and not versions.strip()[:1].isalpha():  # a bare range on the main package
             versions = f"{MAIN_PACKAGE.get(k.framework, k.framework)}{versions.strip()}"

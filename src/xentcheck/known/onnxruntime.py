@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from xentcheck.harness.compare import DEFAULT_TOLERANCE
 from xentcheck.known import Finding, Known
+from xentcheck.known.facts import (
+    floats,
+    integer_target,
+    kept,
+    labels,
+    num_classes,
+    rejected_labels,
+    tolerance,
+)
 from xentcheck.reference import evaluate
 
 _CLASS_INDEX_APIS = (
@@ -20,34 +28,26 @@ _CLASS_INDEX_APIS = (
     "onnx.NegativeLogLikelihoodLoss(Log(probs))",
 )
 
-_SCORES = ("logits", "log_probs", "probs")
-
 
 def _negative_label_wraps(f: Finding) -> bool:
     """Every rejected label lies in ``[-C, 0)`` and the value ORT returned is the
     reference's value with those labels read from the end of the class axis."""
     if f.expected is not None or f.actual is None or f.quantity != "value":
         return False
-    target = np.asarray(f.inputs["target"])
-    if target.dtype.kind not in "iu":
+    if not integer_target(f):
         return False
-    scores = next((np.asarray(f.inputs[n]) for n in _SCORES if n in f.inputs), None)
-    if scores is None:
-        return False
-    classes = scores.shape[1] if scores.ndim >= 2 else scores.shape[0]
-    ignore = f.params.get("ignore_index")
-    kept = target != int(ignore) if ignore is not None else np.ones(target.shape, dtype=bool)
-    bad = target[kept & ((target < 0) | (target >= classes))]
+    bad, classes = rejected_labels(f), num_classes(f)
     if bad.size == 0 or not np.all((bad >= -classes) & (bad < 0)):
         return False
-    wrapped = np.where(kept & (target < 0), target + classes, target)
+    t = labels(f)
+    wrapped = np.where(kept(f) & (t < 0), t + classes, t).reshape(np.shape(f.inputs["target"]))
     params = {k: v for k, v in f.params.items() if v is not None}
     try:
         model = evaluate(f.loss, {**f.inputs, "target": wrapped}, params).value
     except ValueError:  # the reference rejects the wrapped input too: not this mechanism
         return False
-    rtol, atol = DEFAULT_TOLERANCE[f.dtype]
-    actual = np.asarray(f.actual, dtype=np.float64).reshape(np.shape(model))
+    rtol, atol = tolerance(f)
+    actual = floats(f.actual).reshape(np.shape(model))
     return bool(np.allclose(actual, model, rtol=rtol * 4, atol=atol, equal_nan=True))
 
 

@@ -16,8 +16,25 @@ import re
 
 import numpy as np
 
-from xentcheck.harness.compare import DEFAULT_TOLERANCE
+from xentcheck.accuracy import DEFAULT_TOLERANCE
 from xentcheck.known import Finding, Known
+from xentcheck.known.facts import (
+    as_rows,
+    class_axis,
+    first_input,
+    floats,
+    integer_target,
+    is_token_loss,
+    kept,
+    labels,
+    new_nan,
+    not_ignored,
+    num_classes,
+    out_of_range,
+    rows,
+    unmasked,
+)
+from xentcheck.reference import cotangent
 
 # --------------------------------------------------------------------------- helpers
 
@@ -28,17 +45,6 @@ EPSILON = 1e-7
 _TOL = {k: (2 * r, 2 * a) for k, (r, a) in DEFAULT_TOLERANCE.items()}
 
 _KERAS_OBJECT = re.compile(r"keras\.losses\.[A-Z]")
-
-_FIRST = {
-    "softmax_cross_entropy": "logits",
-    "categorical_cross_entropy": "probs",
-    "binary_cross_entropy": "probs",
-    "binary_cross_entropy_with_logits": "logits",
-    "sigmoid_focal_loss": "logits",
-    "kl_divergence": "input",
-    "token_cross_entropy": "logits",
-    "perplexity": "logits",
-}
 
 
 def _keras_object(f: Finding) -> bool:
@@ -55,8 +61,7 @@ def _close(actual, model, f: Finding) -> bool:
     with the same NaN/Inf pattern."""
     if actual is None or model is None:
         return False
-    a = np.asarray(actual, dtype=np.float64)
-    m = np.asarray(model, dtype=np.float64)
+    a, m = floats(actual), floats(model)
     if a.shape != m.shape:
         if a.size != m.size:
             return False
@@ -75,36 +80,8 @@ def _close(actual, model, f: Finding) -> bool:
     return bool(np.all(err <= atol + rtol * np.maximum(np.abs(m[fin]), 1e-3 * scale)))
 
 
-def _first(f: Finding) -> np.ndarray:
-    return np.asarray(f.inputs[_FIRST[f.loss]], dtype=np.float64)
-
-
-def _class_last(a: np.ndarray) -> np.ndarray:
-    a = np.asarray(a)
-    return np.moveaxis(a, 1, -1) if a.ndim >= 2 else a
-
-
-def _rows(a: np.ndarray) -> np.ndarray:
-    """An array ``[N, C, d..]`` (or ``[C]``) as rows ``[M, C]`` over its class axis."""
-    a = _class_last(a)
-    return a.reshape(-1, a.shape[-1])
-
-
 def _reduction(f: Finding) -> str:
     return str(f.params.get("reduction", "mean"))
-
-
-def _quantity_array(f: Finding) -> str:
-    return f.quantity[5:] if f.quantity.startswith("grad:") else ""
-
-
-def _labels(f: Finding) -> np.ndarray:
-    return np.asarray(f.inputs["target"]).astype(np.int64)
-
-
-def _integer_target(f: Finding) -> bool:
-    t = f.inputs.get("target")
-    return t is not None and np.asarray(t).dtype.kind in "iu"
 
 
 def _softmax_rows(x: np.ndarray) -> np.ndarray:
@@ -114,11 +91,6 @@ def _softmax_rows(x: np.ndarray) -> np.ndarray:
         return e / np.sum(e, axis=-1, keepdims=True)
 
 
-def _cotangent(shape: tuple[int, ...]) -> np.ndarray:
-    n = int(np.prod(shape, dtype=np.int64))
-    return (1.0 + (np.arange(n) % 8) / 8.0).reshape(shape)
-
-
 # ------------------------------------------------------------ Keras Loss objects: float32
 
 
@@ -126,7 +98,7 @@ def _float32_rounding(f: Finding) -> bool:
     """A float64 call whose result is float32 numbers within float32 accuracy."""
     if f.dtype != "float64" or f.actual is None or f.expected is None:
         return False
-    a = np.asarray(f.actual, dtype=np.float64)
+    a = floats(f.actual)
     fin = np.isfinite(a)
     if not np.array_equal(a[fin].astype(np.float32).astype(np.float64), a[fin]):
         return False
@@ -164,23 +136,22 @@ def _clipped(f: Finding) -> bool:
     clipped at the top there and ``log(1 - 1)`` is ``-inf``)."""
     hi = 1.0 - EPSILON
     if f.loss == "binary_cross_entropy":
-        return _outside(_first(f), EPSILON, hi)
+        return _outside(first_input(f), EPSILON, hi)
     if f.loss == "categorical_cross_entropy":
-        p = _first(f)
-        if _outside(p, EPSILON, hi):
+        if _outside(first_input(f), EPSILON, hi):
             return True
-        rows = _rows(p)
+        p = rows(f)
         with np.errstate(all="ignore"):
-            q = rows / np.sum(rows, axis=-1, keepdims=True)
+            q = p / np.sum(p, axis=-1, keepdims=True)
         return _outside(q, EPSILON, hi)
     if f.loss == "sigmoid_focal_loss":
         with np.errstate(over="ignore"):
-            s = 1.0 / (1.0 + np.exp(-_first(f)))
+            s = 1.0 / (1.0 + np.exp(-first_input(f)))
         return _outside(s, EPSILON, hi)
     if f.loss == "kl_divergence":
         with np.errstate(over="ignore"):
-            y_pred = np.exp(_first(f))
-            t = np.asarray(f.inputs["target"], dtype=np.float64)
+            y_pred = np.exp(first_input(f))
+            t = floats(f.inputs["target"])
             y_true = np.exp(t) if f.params.get("log_target") else t
         return _outside(y_pred, EPSILON, 1.0) or _outside(y_true, EPSILON, 1.0)
     return False
@@ -198,12 +169,12 @@ def _renormalised(f: Finding) -> bool:
         return False
     from xentcheck.reference import evaluate  # the reference is only needed here
 
-    p = _first(f)
+    p = first_input(f)
     if _outside(p, 0.0, np.inf):
         return False
     if f.quantity == "value":
         with np.errstate(all="ignore"):
-            s = np.sum(p, axis=1 if p.ndim >= 2 else 0, keepdims=True)
+            s = np.sum(p, axis=class_axis(f), keepdims=True)
             q = p / s
         try:
             golden = evaluate(
@@ -216,8 +187,7 @@ def _renormalised(f: Finding) -> bool:
         return _close(f.actual, golden.value, f)
     if f.quantity not in ("grad:probs", "grad:target"):
         return False
-    a = _rows(np.asarray(f.actual, np.float64))
-    e = _rows(np.asarray(f.expected, np.float64))
+    a, e = as_rows(f, f.actual), as_rows(f, f.expected)
     fin = np.all(np.isfinite(a - e), axis=-1)
     if not fin.any():
         return False
@@ -236,12 +206,12 @@ def _labels_must_sum_to_one(f: Finding) -> bool:
     """TensorFlow's kernel returns ``softmax - labels`` as the logits gradient, which is
     the gradient only when each label row sums to 1; the reference's is
     ``sum(labels) * softmax - labels``. The predicate rebuilds TensorFlow's gradient."""
-    if f.quantity != "grad:logits" or _integer_target(f) or f.actual is None:
+    if f.quantity != "grad:logits" or integer_target(f) or f.actual is None:
         return False
     if f.expected is None or f.inputs.get("target") is None:
         return False
-    x = _rows(_first(f))
-    y = _rows(np.asarray(f.inputs["target"], dtype=np.float64))
+    x = rows(f)
+    y = as_rows(f, f.inputs["target"])
     classes = x.shape[-1]
     ls = float(f.params.get("label_smoothing") or 0.0)
     y = (1.0 - ls) * y + ls / classes
@@ -249,15 +219,15 @@ def _labels_must_sum_to_one(f: Finding) -> bool:
         w = np.sum(y, axis=-1)
     reduction = _reduction(f)
     if reduction == "none":
-        u = _cotangent((x.shape[0],))
+        u = cotangent((x.shape[0],))
     elif reduction == "mean":
         u = np.full(x.shape[0], 1.0 / max(x.shape[0], 1))
     else:
         u = np.ones(x.shape[0])
     p = _softmax_rows(x)
     with np.errstate(all="ignore"):
-        model = _rows(np.asarray(f.expected, np.float64)) - ((w - 1.0) * u)[:, None] * p
-    actual = _rows(np.asarray(f.actual, np.float64))
+        model = as_rows(f, f.expected) - ((w - 1.0) * u)[:, None] * p
+    actual = as_rows(f, f.actual)
     # rows whose label sum is not finite have no meaningful reference gradient to rebuild
     odd = ~np.isfinite(w)
     model[odd] = actual[odd]
@@ -269,38 +239,20 @@ def _labels_must_sum_to_one(f: Finding) -> bool:
 # ---------------------------------------------------------------- tf.where NaN gradients
 
 
-def _excluded_rows(f: Finding) -> np.ndarray:
-    t = _labels(f).ravel()
-    keep = np.ones(t.shape, dtype=bool)
-    ignore = f.params.get("ignore_index")
-    if ignore is not None:
-        keep &= t != int(ignore)
-    mask = f.inputs.get("mask")
-    if mask is not None:
-        keep &= np.asarray(mask, dtype=bool).ravel()
-    return ~keep
-
-
 def _where_nan_gradient(f: Finding) -> bool:
     """NaN logits gradients only in rows the recipe drops with ``tf.where``, whose logits
     are not finite: the dropped branch's NaN gradient still flows through ``tf.where``."""
     if f.quantity != "grad:logits" or f.actual is None or f.expected is None:
         return False
-    token = f.loss in ("token_cross_entropy", "perplexity")
-    x = _first(f)
-    rows = x.reshape(-1, x.shape[-1]) if token else _rows(x)
-    a = np.asarray(f.actual, np.float64)
-    e = np.asarray(f.expected, np.float64)
-    a = a.reshape(rows.shape) if token else _rows(a)
-    e = e.reshape(rows.shape) if token else _rows(e)
-    new_nan = np.any(np.isnan(a) & ~np.isnan(e), axis=-1)
-    if not new_nan.any():
+    a, e = as_rows(f, f.actual), as_rows(f, f.expected)
+    nan_rows = np.any(as_rows(f, new_nan(f)), axis=-1)
+    if not nan_rows.any():
         return False
-    dropped = _excluded_rows(f)
-    bad_logits = ~np.all(np.isfinite(rows), axis=-1)
-    if not np.all(dropped[new_nan] & bad_logits[new_nan]):
+    dropped = ~kept(f)
+    bad_logits = ~np.all(np.isfinite(rows(f)), axis=-1)
+    if not np.all(dropped[nan_rows] & bad_logits[nan_rows]):
         return False
-    ok = ~new_nan
+    ok = ~nan_rows
     return _close(a[ok], e[ok], f)
 
 
@@ -310,11 +262,11 @@ def _where_nan_gradient(f: Finding) -> bool:
 def _binary_mean_over_last_axis(f: Finding) -> bool:
     """Keras' binary losses return ``mean(elementwise, axis=-1)`` per sample: with
     ``none`` that is the value, with ``sum`` the sum is divided by the last axis' length."""
-    x = _first(f)
+    x = first_input(f)
     if x.ndim == 0 or x.shape[-1] == 0 or f.expected is None:
         return False
     reduction = _reduction(f)
-    e = np.asarray(f.expected, np.float64)
+    e = floats(f.expected)
     if reduction == "none" and f.quantity == "value":
         with np.errstate(all="ignore"):
             return _close(f.actual, np.mean(e, axis=-1), f)
@@ -330,16 +282,16 @@ def _kl_sum_over_class_axis(f: Finding) -> bool:
     """Keras' KL returns ``sum(y_true * log(y_true / y_pred), axis=-1)`` per sample (the
     class axis, moved last): ``none`` gives those sums and the mean divides by the number
     of samples (``size / C``), PyTorch's ``batchmean`` for 2-D inputs."""
-    x = _first(f)
+    x = first_input(f)
     if x.ndim == 0 or f.expected is None:
         return False
-    classes = x.shape[1] if x.ndim >= 2 else x.shape[0]
-    e = np.asarray(f.expected, np.float64)
+    classes = num_classes(f)
+    e = floats(f.expected)
     reduction = _reduction(f)
     if reduction == "none":
-        if f.quantity != "value":
+        if f.quantity != "value" or e.shape != x.shape:
             return False
-        return _close(f.actual, np.sum(_class_last(e), axis=-1), f)
+        return _close(f.actual, np.sum(np.moveaxis(e, class_axis(f), -1), axis=-1), f)
     keras_den = x.size / classes if classes else 0.0
     if reduction == "mean":
         ref_den = x.size
@@ -365,29 +317,20 @@ def _keras_mean_denominator(f: Finding) -> bool:
     sum of the sample weights as PyTorch's weighted mean and the token-loss mean do."""
     if f.expected is None or f.actual is None:
         return False
-    if f.loss in ("token_cross_entropy", "perplexity"):
-        t = _labels(f).ravel()
-        ignore = f.params.get("ignore_index")
-        kept = t != int(ignore) if ignore is not None else np.ones(t.shape, bool)
-        mask = f.inputs.get("mask")
-        weights = kept & np.asarray(mask, bool).ravel() if mask is not None else kept
-        ref_den = float(np.sum(weights))
-        keras_den = float(np.sum(kept))
+    if is_token_loss(f):
+        ref_den = float(np.sum(kept(f)))  # the mask's weights of the unignored labels
     elif f.loss == "softmax_cross_entropy" and _reduction(f) == "mean":
         if f.inputs.get("weight") is None:
             return False
-        t = _labels(f).ravel()
-        ignore = f.params.get("ignore_index")
-        kept = t != int(ignore) if ignore is not None else np.ones(t.shape, bool)
-        w = np.asarray(f.inputs["weight"], np.float64)
-        ref_den = float(np.sum(w[np.where(kept, t, 0)][kept]))
-        keras_den = float(np.sum(kept)) if ignore is not None else float(t.size)
+        t, counted = labels(f), not_ignored(f)
+        ref_den = float(np.sum(floats(f.inputs["weight"])[np.where(counted, t, 0)][counted]))
     else:
         return False
+    keras_den = float(np.sum(not_ignored(f)))
     if ref_den == 0 or keras_den == 0 or ref_den == keras_den:
         return False
     r = ref_den / keras_den
-    e = np.asarray(f.expected, np.float64)
+    e = floats(f.expected)
     if f.loss != "perplexity":
         return _close(f.actual, e * r, f)
     from xentcheck.reference import evaluate
@@ -401,18 +344,12 @@ def _keras_mean_denominator(f: Finding) -> bool:
 # -------------------------------------------------------------- out-of-range class indices
 
 
-def _label_out_of_range(f: Finding) -> bool:
-    if not _integer_target(f):
-        return False
-    t = _labels(f)
-    classes = _rows(_first(f)).shape[-1]
-    return bool(np.any((t < 0) | (t >= classes)))
-
-
 def _one_hot_of_bad_label(f: Finding) -> bool:
     """``tf.one_hot`` maps an index outside ``[0, depth)`` to a row of zeros (documented),
     so the recipe returns a number where the reference rejects the label."""
-    return f.expect_error and f.actual is not None and _label_out_of_range(f)
+    if not (f.expect_error and f.actual is not None and integer_target(f)):
+        return False
+    return bool(out_of_range(f).any())
 
 
 def _label_checked_where_masked(f: Finding) -> bool:
@@ -420,16 +357,10 @@ def _label_checked_where_masked(f: Finding) -> bool:
     positions a zero ``sample_weight`` masks out (the reference skips those)."""
     if f.error is None or "outside the valid range" not in f.error or f.expected is None:
         return False
-    t = _labels(f).ravel()
-    vocab = _first(f).shape[-1]
-    bad = (t < 0) | (t >= vocab)
-    ignore = f.params.get("ignore_index")
-    if ignore is not None:
-        bad &= t != int(ignore)
-    mask = f.inputs.get("mask")
-    if mask is None or not bad.any():
+    bad = out_of_range(f) & not_ignored(f)
+    if f.inputs.get("mask") is None or not bad.any():
         return False
-    return bool(np.all(~np.asarray(mask, bool).ravel()[bad]))
+    return not bool(unmasked(f)[bad].any())
 
 
 # ------------------------------------------------------------------------------- entries

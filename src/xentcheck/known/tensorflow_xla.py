@@ -4,10 +4,9 @@ and the one XLA adds: a compiled kernel cannot raise."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from xentcheck.known import Finding, Known
 from xentcheck.known import tensorflow as eager
+from xentcheck.known.facts import has_nan, integer_target, rejected_labels
 from xentcheck.known.modes import derive
 
 MODE = "tf.function(jit_compile=True)"
@@ -18,19 +17,11 @@ def _wrap(api: str) -> str:
 
 
 def _bad_label_nan(f: Finding) -> bool:
-    """A label outside ``[0, C)`` (not the ignore index) came back as NaN, not an error."""
+    """A label the reference rejects (outside ``[0, C)``, neither ignored nor masked out)
+    came back as NaN, not an error."""
     if f.expected is not None or f.actual is None or not f.expect_error:
         return False
-    target = np.asarray(f.inputs.get("target"))
-    scores = next((np.asarray(f.inputs[n]) for n in ("logits", "probs") if n in f.inputs), None)
-    if scores is None or target.dtype.kind not in "iu":
-        return False
-    classes = scores.shape[1] if scores.ndim >= 2 else scores.shape[0]
-    ignore = f.params.get("ignore_index")
-    bad = (target < 0) | (target >= classes)
-    if ignore is not None:
-        bad &= target != int(ignore)
-    return bool(bad.any()) and bool(np.isnan(np.asarray(f.actual, dtype=np.float64)).any())
+    return integer_target(f) and rejected_labels(f).size > 0 and has_nan(f.actual)
 
 
 ENTRIES = [

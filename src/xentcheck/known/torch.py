@@ -10,12 +10,25 @@ stays a ``mismatch`` (or ``nonfinite`` / ``error``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from xentcheck.harness.compare import DEFAULT_TOLERANCE
 from xentcheck.known import Finding, Known
+from xentcheck.known.facts import (
+    class_axis,
+    differs,
+    differs_only_where,
+    first_input,
+    floats,
+    integer_target,
+    kept,
+    labels,
+    out_of_range,
+    tolerance,
+)
 
-# --------------------------------------------------------------------------- helpers
+# ------------------------------------------------------------------------- constants
 
 #: torch's default ``ignore_index`` of cross_entropy / nll_loss
 TORCH_IGNORE_INDEX = -100
@@ -25,9 +38,6 @@ LOG_CLAMP = -100.0
 
 #: BCELoss backward divides by ``max(x (1 - x), EPSILON)``
 BCE_GRAD_EPSILON = 1e-12
-
-#: (rtol, atol) per dtype: the harness's default table (torch.testing's)
-_TOL = DEFAULT_TOLERANCE
 
 _CE = ("torch.nn.functional.cross_entropy", "torch.nn.CrossEntropyLoss")
 _NLL = ("torch.nn.functional.nll_loss", "torch.nn.NLLLoss")
@@ -48,57 +58,6 @@ _SOFTMAX = (
 )
 
 
-def _arr(a) -> np.ndarray:
-    return np.asarray(a, dtype=np.float64)
-
-
-def _differs(f: Finding) -> np.ndarray | None:
-    """Where ``actual`` differs from ``expected`` (NaN/Inf pattern or the harness's
-    tolerance), as a bool array of ``expected``'s shape; None when either is missing."""
-    if f.expected is None or f.actual is None:
-        return None
-    e, a = _arr(f.expected), _arr(f.actual)
-    if e.shape != a.shape:
-        if e.size != a.size:
-            return None
-        a = a.reshape(e.shape)
-    rtol, atol = _TOL[f.dtype]
-    both = np.isfinite(e) & np.isfinite(a)
-    same_special = (np.isnan(e) & np.isnan(a)) | (~np.isfinite(e) & (e == a))
-    with np.errstate(invalid="ignore"):
-        close = both & (np.abs(a - e) <= atol + rtol * np.abs(np.where(both, e, 0.0)))
-    return ~(close | same_special)
-
-
-def _only_where(
-    f: Finding, where: np.ndarray, *, nan_only: bool = False, nan_either: bool = False
-) -> bool:
-    """True when ``f`` differs somewhere and only at positions where ``where`` holds.
-
-    ``where`` has the quantity's shape (an element-wise quantity) or is reduced to one
-    flag (a scalar quantity: the mechanism acts on at least one element). ``nan_only``:
-    the differing elements must be NaN in the framework's output; ``nan_either``: NaN in
-    the framework's output or in the reference's.
-    """
-    d = _differs(f)
-    if d is None or not d.any():
-        return False
-    w = np.asarray(where, dtype=bool)
-    if w.shape != d.shape:
-        if d.size != 1:
-            return False
-        w = np.asarray(w.any()).reshape(d.shape)
-    if not np.all(w[d]):
-        return False
-    a = _arr(f.actual).reshape(d.shape)
-    if nan_only:
-        return bool(np.all(np.isnan(a[d])))
-    if nan_either:
-        e = _arr(f.expected)
-        return bool(np.all(np.isnan(a[d]) | np.isnan(e[d])))
-    return True
-
-
 def _elementwise(f: Finding) -> bool:
     """The quantity has one entry per input element (a gradient, or ``reduction=none``)."""
     return f.quantity.startswith("grad:") or f.params.get("reduction") == "none"
@@ -115,31 +74,16 @@ def _reduce(per: np.ndarray, reduction: str) -> np.ndarray:
 # ------------------------------------------------------------ label / ignore_index
 
 
-def _classes_and_labels(f: Finding) -> tuple[int, np.ndarray, np.ndarray]:
-    """(number of classes, labels, kept-by-mask flags) of a class-index loss."""
-    first = {"softmax_cross_entropy": "logits", "categorical_cross_entropy": "probs",
-             "nll": "log_probs", "token_cross_entropy": "logits", "perplexity": "logits"}  # fmt: skip
-    x = np.asarray(f.inputs[first[f.loss]])
-    token = f.loss in ("token_cross_entropy", "perplexity")
-    classes = int(x.shape[-1] if token or x.ndim == 1 else x.shape[1])
-    t = np.asarray(f.inputs["target"]).astype(np.int64).ravel()
-    mask = f.inputs.get("mask")
-    kept = np.ones(t.shape, bool) if mask is None else np.asarray(mask, bool).ravel()
-    return classes, t, kept
-
-
 def _default_ignore_index(f: Finding) -> bool:
     """The case set no ignore_index, a kept label is -100 and every other kept label is a
     valid class: torch skipped the -100 positions by its default ``ignore_index``."""
     if f.expected is not None or f.actual is None or f.params.get("ignore_index") is not None:
         return False
-    t = f.inputs.get("target")
-    if t is None or np.asarray(t).dtype.kind not in "iu":
+    if not integer_target(f):
         return False
-    classes, t, kept = _classes_and_labels(f)
-    minus = kept & (t == TORCH_IGNORE_INDEX)
-    others = t[kept & ~minus]
-    return bool(minus.any()) and bool(np.all((others >= 0) & (others < classes)))
+    counted = kept(f)
+    minus = counted & (labels(f) == TORCH_IGNORE_INDEX)
+    return bool(minus.any()) and not bool(np.any(counted & ~minus & out_of_range(f)))
 
 
 # ------------------------------------------------------------------------ BCE
@@ -149,25 +93,25 @@ def _bce_clamped_value(f: Finding) -> bool:
     """torch's value is the BCE with ``log`` clamped at -100, and the clamp acts."""
     if f.quantity != "value" or f.actual is None:
         return False
-    p, y = _arr(f.inputs["probs"]), _arr(f.inputs["target"])
+    p, y = floats(f.inputs["probs"]), floats(f.inputs["target"])
     w = f.inputs.get("weight")
     with np.errstate(divide="ignore", invalid="ignore"):
         log_p, log_q = np.log(p), np.log1p(-p)
         clamped = ((y != 0) & (log_p < LOG_CLAMP)) | ((y != 1) & (log_q < LOG_CLAMP))
         per = -(y * np.maximum(log_p, LOG_CLAMP) + (1 - y) * np.maximum(log_q, LOG_CLAMP))
         if w is not None:
-            per = per * _arr(w)
-            clamped &= np.broadcast_to(_arr(w) != 0, clamped.shape)
+            per = per * floats(w)
+            clamped &= np.broadcast_to(floats(w) != 0, clamped.shape)
     if not clamped.any():
         return False
     model = _reduce(per, f.params.get("reduction", "mean"))
     where = clamped if f.params.get("reduction") == "none" else np.asarray(True)
-    if not _only_where(f, where):
+    if not differs_only_where(f, where):
         return False
     # at the differing elements torch must hold the clamped value
-    rtol, atol = _TOL[f.dtype]
-    d = _differs(f)
-    a, m = _arr(f.actual).reshape(d.shape), np.broadcast_to(model, d.shape)
+    rtol, atol = tolerance(f)
+    d = differs(f)
+    a, m = floats(f.actual).reshape(d.shape), np.broadcast_to(model, d.shape)
     return bool(np.all(np.abs(a[d] - m[d]) <= 4 * (atol + rtol * np.abs(m[d]))))
 
 
@@ -176,41 +120,38 @@ def _bce_grad_clamp(f: Finding) -> bool:
     by ``max(x (1 - x), 1e-12)`` (a constant that rounds to 0 in float16)."""
     if f.quantity != "grad:probs":
         return False
-    p = _arr(f.inputs["probs"])
-    return _only_where(f, p * (1 - p) < BCE_GRAD_EPSILON)
+    p = floats(f.inputs["probs"])
+    return differs_only_where(f, p * (1 - p) < BCE_GRAD_EPSILON)
 
 
 def _outside_unit(a) -> bool:
-    a = _arr(a)
+    """Some element is NaN or outside ``[0, 1]`` (torch's range check rejects NaN too)."""
+    a = floats(a)
     with np.errstate(invalid="ignore"):
         return bool(np.any(np.isnan(a) | (a < 0) | (a > 1)))
 
 
-def _bce_input_check(f: Finding) -> bool:
-    return (
-        f.actual is None
-        and "all elements of input should be between 0 and 1" in (f.error or "")
-        and _outside_unit(f.inputs["probs"])
-    )
+def _bce_range_check(argument: str, name: str) -> Callable[[Finding], bool]:
+    """binary_cross_entropy raised its range check on ``argument`` (``input`` or
+    ``target``), and the finding's input ``name`` does hold a NaN or a value outside
+    ``[0, 1]``."""
+    message = f"all elements of {argument} should be between 0 and 1"
 
+    def raised(f: Finding) -> bool:
+        return f.actual is None and message in (f.error or "") and _outside_unit(f.inputs[name])
 
-def _bce_target_check(f: Finding) -> bool:
-    return (
-        f.actual is None
-        and "all elements of target should be between 0 and 1" in (f.error or "")
-        and _outside_unit(f.inputs["target"])
-    )
+    return raised
 
 
 def _infinite_logits(f: Finding) -> bool:
     """NaN only at elements with an infinite logit (the whole value when reduced)."""
-    x = _arr(f.inputs["logits"])
+    x = floats(f.inputs["logits"])
     inf = np.isinf(x)
     if not inf.any():
         return False
     if _elementwise(f):
-        return _only_where(f, inf, nan_only=True)
-    return _only_where(f, np.asarray(True), nan_only=True)
+        return differs_only_where(f, inf, nan_only=True)
+    return differs_only_where(f, np.asarray(True), nan_only=True)
 
 
 # ------------------------------------------------------------------------- KL
@@ -221,8 +162,8 @@ def _kl_target_grad_at_zero(f: Finding) -> bool:
     ``kl_div`` forms ``xlogy(target, target)``, not differentiable at 0."""
     if f.quantity != "grad:target" or f.params.get("log_target"):
         return False
-    t = _arr(f.inputs["target"])
-    return _only_where(f, t == 0, nan_only=True)
+    t = floats(f.inputs["target"])
+    return differs_only_where(f, t == 0, nan_only=True)
 
 
 # -------------------------------------------------------------------- softmax
@@ -231,15 +172,10 @@ def _kl_target_grad_at_zero(f: Finding) -> bool:
 def _plus_inf_slices(f: Finding) -> bool:
     """NaN only in the softmax slices that hold a ``+inf`` (cross_entropy's class rows,
     the vocabulary of token losses, ``axis`` of softmax/log_softmax/logsumexp)."""
-    if f.loss in ("softmax", "log_softmax", "logsumexp"):
-        x, axis = _arr(f.inputs["x"]), int(f.params.get("axis", -1))
-    elif f.loss in ("token_cross_entropy", "perplexity"):
-        x, axis = _arr(f.inputs["logits"]), -1
-    else:
-        x = _arr(f.inputs["logits"])
-        axis = 1 if x.ndim > 1 else 0
+    x = first_input(f)
     if x.ndim == 0:
         return False
+    axis = class_axis(f)
     rows = np.any(x == np.inf, axis=axis, keepdims=True)
     if not rows.any():
         return False
@@ -251,7 +187,7 @@ def _plus_inf_slices(f: Finding) -> bool:
         where = np.asarray(True)
     # torch: NaN where inf - inf meets, exp(x - inf) = 0 elsewhere in the slice (where
     # the reference says NaN for a slice with several +inf)
-    return _only_where(f, where, nan_either=True)
+    return differs_only_where(f, where, nan_either=True)
 
 
 # ----------------------------------------------------------------------- entries
@@ -305,7 +241,7 @@ ENTRIES: list[Known] = [
             "NaN."
         ),
         link="https://github.com/pytorch/pytorch/issues/51866",
-        when=_bce_input_check,
+        when=_bce_range_check("input", "probs"),
         statuses=("error",),
     ),
     Known(
@@ -318,7 +254,7 @@ ENTRIES: list[Known] = [
             "formula."
         ),
         link="https://pytorch.org/docs/stable/generated/torch.nn.BCELoss.html",
-        when=_bce_target_check,
+        when=_bce_range_check("target", "target"),
         statuses=("error",),
     ),
     Known(
