@@ -13,14 +13,10 @@ pytest.importorskip("optax")
 
 os.environ.setdefault("XENTCHECK_JAX_COMPILE_THREADS", "0")  # no speculative compiles here
 
-from xentcheck.adapters import Call, Unsupported, load_framework
+from tests.adapters import calls
+from xentcheck.adapters import Unsupported, load_framework
 from xentcheck.known import Finding, explain
-from xentcheck.reference import (
-    LOSSES,
-    cotangent,
-    differentiable_inputs,
-    evaluate,
-)
+from xentcheck.reference import LOSSES, evaluate
 
 pytestmark = pytest.mark.jax
 
@@ -31,12 +27,9 @@ FW.setup()
 _DIFFERENT_LOSS = "optax.losses.generalized_kl_divergence"
 
 
-def make_call(loss, inputs, params=None, dtype="float64", device="cpu", golden=True):
-    params = dict(params or {})
-    full = {**LOSSES[loss].params, **params}
-    shape = evaluate(loss, inputs, params).value.shape if golden else ()
-    grads = differentiable_inputs(loss, inputs) if golden else ()
-    return Call(loss, inputs, full, frozenset(params), dtype, device, grads, cotangent(shape))
+def make_call(loss, inputs, params=None, dtype="float64", device="cpu"):
+    """The worker's Call (without its golden; see tests.adapters.calls)."""
+    return calls.make_call(loss, inputs, params, dtype, device)[0]
 
 
 def routed(call):
@@ -224,6 +217,32 @@ def test_reduction_none_keeps_zeros_at_ignored_positions():
     assert np.all(out.grads["logits"][[1, 3]] == 0.0)
 
 
+def test_scalar_parameters_are_traced_arguments_not_constants():
+    """label_smoothing (as ignore_index, alpha, gamma) enters the jitted function as an
+    argument: a new value reuses the executable, gives that value's result, and the
+    snippet passes it as a variable into the jitted call."""
+    from xentcheck.adapters import jax_compile
+
+    inputs = {"logits": _Z, "target": _T, "weight": _W}
+    first = make_call("softmax_cross_entropy", inputs, {"label_smoothing": 0.1, "ignore_index": 4})
+    (api,) = routed(first)
+    assert (
+        api.name
+        == "optax.losses.softmax_cross_entropy+one_hot+smooth_labels+labels*weight+where+mean"
+    )
+    api.run(first)
+    compiled = jax_compile._compiles[0]
+    params = {"label_smoothing": 0.3, "ignore_index": 2}
+    second = make_call("softmax_cross_entropy", inputs, params)
+    out = api.run(second)
+    assert jax_compile._compiles[0] == compiled  # the same executable
+    golden = evaluate("softmax_cross_entropy", inputs, params)
+    np.testing.assert_allclose(out.value, golden.value, rtol=1e-12)
+    snippet = FW.snippet(api.name, second)
+    assert "ignore_index = 2\nlabel_smoothing = 0.3\n" in snippet
+    assert "label_smoothing=label_smoothing" in snippet and "ignore_index=ignore_index" in snippet
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
 def test_low_precision_calls_report_their_dtype(dtype):
     from xentcheck.dtypes import quantize
@@ -308,14 +327,14 @@ def test_equal_huge_logits_cancel_and_the_known_entry_explains_it():
 
 def test_out_of_range_labels_give_nan_or_wrap_and_are_explained():
     base = {"logits": _Z, "target": np.array([0, 5, 2, 1])}
-    call = make_call("softmax_cross_entropy", base, {"reduction": "none"}, golden=False)
+    call = make_call("softmax_cross_entropy", base, {"reduction": "none"})
     (api,) = routed(call)
     out = api.run(call)
     assert np.isnan(out.value[1]) and np.all(np.isfinite(out.value[[0, 2, 3]]))
     assert explain(finding(call, api, out, "error")).id == "jax-out-of-range-label-nan"
 
     call = make_call("softmax_cross_entropy", {**base, "target": np.array([0, -1, 2, 1])},
-                     {"reduction": "none"}, golden=False)  # fmt: skip
+                     {"reduction": "none"})  # fmt: skip
     out = api.run(call)
     wrapped = evaluate(
         call.loss, {"logits": _Z, "target": np.array([0, 4, 2, 1])}, {"reduction": "none"}

@@ -475,7 +475,9 @@ class Bound:
 
     @property
     def key(self) -> tuple:
-        return (self.declaration.name, self.declaration.call.constants(self.call))
+        # by identity: a name may stand for two declarations (one per loss, or a refusal)
+        decl = self.declaration
+        return (decl.loss, decl.name, id(decl), decl.call.constants(self.call))
 
 
 class Frame(Protocol):
@@ -545,14 +547,18 @@ def snippets(
 ) -> Callable[[str, Call], str]:
     """A framework's ``snippet(api, call)``: the script of the declaration named ``api``,
     headed by the framework's versions, the API, dtype and device. ``rename`` names an
-    execution mode's rows as :func:`apis` does."""
-    by_name = {(rename(d.name) if rename is not None else d.name): d for d in table}
+    execution mode's rows as :func:`apis` does. A name may stand for one declaration per
+    loss (optax's integer-label API computes two); the call's loss picks it."""
+    by_name: dict[tuple[str, str], Declaration] = {}
+    for d in table:
+        by_name.setdefault((d.loss, rename(d.name) if rename is not None else d.name), d)
 
     def make(api: str, call: Call) -> str:
-        if api not in by_name:
-            raise ValueError(f"no declaration named {api!r}")
+        if (call.loss, api) not in by_name:
+            raise ValueError(f"no declaration named {api!r} for loss {call.loss!r}")
         v = ", ".join(f"{k} {x}" for k, x in versions().items() if k != "python")
-        return snippet(by_name[api], call, frame, f"{v} | {api} | {call.dtype} | {call.device}")
+        decl = by_name[call.loss, api]
+        return snippet(decl, call, frame, f"{v} | {api} | {call.dtype} | {call.device}")
 
     return make
 
