@@ -75,6 +75,14 @@ def _matrix():
             out.append(("binary_cross_entropy", {"probs": prob, "target": y, **w}, p))
             out.append(("binary_cross_entropy_with_logits", {"logits": x, "target": y, **w}, p))
         out.append(("sigmoid_focal_loss", {"logits": x, "target": y}, p))
+        # two labels per row: optax's smoothing towards 1/C is the reference's towards 1/2
+        out.append(
+            (
+                "smoothed_binary_cross_entropy",
+                {"logits": x[:, :2], "target": y[:, :2]},
+                {**p, "label_smoothing": 0.1},
+            )
+        )
     out.append(
         ("binary_cross_entropy_with_logits", {"logits": x, "target": y, "pos_weight": y}, {})
     )

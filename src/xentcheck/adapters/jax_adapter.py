@@ -409,6 +409,14 @@ def binary_logits(logits, target, reduction, weight=None):
     return reduce_loss(per if weight is None else per * weight, reduction)
 
 
+def smoothed_binary_logits(logits, target, label_smoothing, reduction):
+    """``optax.smooth_labels`` on the binary targets, then
+    ``optax.losses.sigmoid_binary_cross_entropy``: optax smooths towards ``1/C`` over the
+    last axis (its ``num_categories``), not towards 1/2."""
+    labels = optax.smooth_labels(target, label_smoothing)
+    return reduce_loss(optax.losses.sigmoid_binary_cross_entropy(logits, labels), reduction)
+
+
 def focal_loss(logits, target, reduction, **kwargs):
     """``optax.losses.sigmoid_focal_loss``, reduced."""
     return reduce_loss(optax.losses.sigmoid_focal_loss(logits, target, **kwargs), reduction)
@@ -621,6 +629,9 @@ DECLARATIONS: list[Declaration] = [
     *_family("optax.losses.sigmoid_binary_cross_entropy", "binary_cross_entropy_with_logits",
              binary_logits, ("logits", "target"), flags=(_WEIGHT_ELEMENTS,),
              unsupported=_no_pos_weight),
+    *_family("optax.losses.sigmoid_binary_cross_entropy+smooth_labels", "smoothed_binary_cross_entropy",
+             smoothed_binary_logits, ("logits", "target"), always={"label_smoothing": param("label_smoothing")},
+             doc="optax.smooth_labels(target, eps) on the binary targets, as an optax user smooths them"),
     *_family("optax.losses.sigmoid_focal_loss", "sigmoid_focal_loss", focal_loss,
              ("logits", "target"), keywords=("gamma",), always={"alpha": _focal_alpha},
              doc="alpha always passed (optax's default alpha=None is no weighting); gamma when set"),

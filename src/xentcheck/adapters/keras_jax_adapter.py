@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from xentcheck.adapters import keras_apis  # noqa: E402
 from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported  # noqa: E402
 from xentcheck.adapters.declare import apis, array_literal, snippets  # noqa: E402
-from xentcheck.adapters.jax_adapter import enable_compile_cache  # noqa: E402
+from xentcheck.adapters.jax_compile import enable_compile_cache  # noqa: E402
 from xentcheck.dtypes import numpy_dtype  # noqa: E402
 from xentcheck.host import cpu_name  # noqa: E402
 
