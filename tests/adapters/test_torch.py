@@ -30,6 +30,9 @@ EXPECTED_APIS = {
         "torch.nn.functional.binary_cross_entropy_with_logits",
         "torch.nn.BCEWithLogitsLoss",
     },
+    "smoothed_binary_cross_entropy": {
+        "torch.nn.functional.binary_cross_entropy_with_logits+smoothed_target"
+    },
     "kl_divergence": {"torch.nn.functional.kl_div", "torch.nn.KLDivLoss"},
     "sigmoid_focal_loss": {"torchvision.ops.sigmoid_focal_loss+torch-ops-recipe"},
     "token_cross_entropy": {
@@ -106,6 +109,13 @@ INSTANCES = {
                 "pos_weight": [3.0, 0.5],
             },
             {"reduction": "none"},
+        ),
+    ],
+    "smoothed_binary_cross_entropy": [
+        ({"logits": [[0.7, -2.0], [3.0, 0.1]], "target": [[1.0, 0.0], [0.25, 1.0]]}, {}),
+        (
+            {"logits": [[0.7, -2.0, 9.0]], "target": [[1.0, 0.0, 1.0]]},
+            {"label_smoothing": 0.2, "reduction": "none"},
         ),
     ],
     "kl_divergence": [
