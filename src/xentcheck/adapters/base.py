@@ -109,6 +109,17 @@ class Output:
     compile_s: float | None = None
 
 
+def shape_differs(value_shape: tuple[int, ...], cotangent: np.ndarray) -> str | None:
+    """The note of an Output whose value's shape is not the reference's (so no gradients
+    are taken against the cotangent); None when the shapes agree."""
+    if tuple(value_shape) == tuple(np.shape(cotangent)):
+        return None
+    return (
+        f"output shape {tuple(value_shape)} differs from the reference's "
+        f"{tuple(np.shape(cotangent))}: no gradients taken"
+    )
+
+
 @dataclass(frozen=True)
 class Api:
     """One public API of a framework that computes ``loss``.

@@ -85,7 +85,12 @@ from xentcheck.adapters.declare import (  # noqa: E402
     probability_target,
     snippets,
 )
-from xentcheck.adapters.jax_compile import enable_compile_cache, executable  # noqa: E402
+from xentcheck.adapters.jax_compile import (  # noqa: E402
+    enable_compile_cache,
+    executable,
+    gpu_devices,
+    gpu_missing_reason,
+)
 from xentcheck.dtypes import numpy_dtype  # noqa: E402
 
 __all__ = ["ALIASES", "APIS", "DECLARATIONS", "FRAME", "FRAMEWORK", "JaxFrame", "value_and_vjp"]
@@ -103,21 +108,8 @@ def _setup() -> None:
 # --------------------------------------------------------------------------- devices
 
 
-def _gpu_devices() -> list:
-    try:
-        return list(jax.devices("gpu"))
-    except RuntimeError:
-        return []
-
-
-def _gpu_missing_reason() -> str | None:
-    if _gpu_devices():
-        return None
-    return "no GPU visible to JAX (jax.devices('gpu') is empty or jaxlib has no CUDA backend)"
-
-
 def _devices() -> dict[str, str | None]:
-    gpus = _gpu_devices()
+    gpus = gpu_devices()
     gpu = None
     if gpus:
         gpu = getattr(gpus[0], "device_kind", None) or str(gpus[0])
@@ -142,9 +134,9 @@ def _device_for(call: Call) -> Any:
     if call.device == "cpu":
         return jax.devices("cpu")[0]
     if call.device == "gpu":
-        gpus = _gpu_devices()
+        gpus = gpu_devices()
         if not gpus:
-            raise Unsupported(_gpu_missing_reason())
+            raise Unsupported(gpu_missing_reason())
         return gpus[0]
     raise Unsupported(f"unknown device {call.device!r}")
 
@@ -668,7 +660,7 @@ FRAMEWORK = Framework(
     apis=APIS,
     versions=_versions,
     devices=_devices,
-    gpu_missing_reason=_gpu_missing_reason,
+    gpu_missing_reason=gpu_missing_reason,
     unsupported_reason=_unsupported_reason,
     setup=_setup,
     snippet=snippets(DECLARATIONS, FRAME, _versions),

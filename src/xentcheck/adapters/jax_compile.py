@@ -201,3 +201,17 @@ def executable(
         while len(_EXEC) > _EXEC_MAX:
             _EXEC.popitem(last=False)
     return compiled, compile_s
+
+
+def gpu_devices() -> list:
+    """The GPUs JAX sees (none when jaxlib has no CUDA backend)."""
+    try:
+        return list(jax.devices("gpu"))
+    except RuntimeError:
+        return []
+
+
+def gpu_missing_reason() -> str | None:
+    if gpu_devices():
+        return None
+    return "no GPU visible to JAX (jax.devices('gpu') is empty or jaxlib has no CUDA backend)"

@@ -27,9 +27,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from xentcheck.adapters import keras_apis  # noqa: E402
-from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported  # noqa: E402
+from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported, shape_differs  # noqa: E402
 from xentcheck.adapters.declare import apis, array_literal, snippets  # noqa: E402
-from xentcheck.adapters.jax_compile import enable_compile_cache  # noqa: E402
+from xentcheck.adapters.jax_compile import (  # noqa: E402
+    enable_compile_cache,
+    gpu_devices,
+    gpu_missing_reason,
+)
 from xentcheck.dtypes import numpy_dtype  # noqa: E402
 from xentcheck.host import cpu_name  # noqa: E402
 
@@ -42,26 +46,13 @@ if keras.backend.backend() != "jax":
 __all__ = ["APIS", "FRAME", "FRAMEWORK"]
 
 
-def _gpus() -> list:
-    try:
-        return list(jax.devices("gpu"))
-    except RuntimeError:
-        return []
-
-
-def _gpu_missing_reason() -> str | None:
-    if _gpus():
-        return None
-    return "no GPU visible to JAX (jax.devices('gpu') is empty or jaxlib has no CUDA backend)"
-
-
 def _device(call: Call):
     if call.device == "cpu":
         return jax.devices("cpu")[0]
     if call.device == "gpu":
-        gpus = _gpus()
+        gpus = gpu_devices()
         if not gpus:
-            raise Unsupported(_gpu_missing_reason())
+            raise Unsupported(gpu_missing_reason())
         return gpus[0]
     raise Unsupported(f"unknown device {call.device!r}")
 
@@ -102,11 +93,9 @@ def _execute(call: Call, fn: Callable[[Mapping[str, Any]], Any]) -> Output:
         value, pullback = jax.vjp(lambda d: fn({**const, **d}), diff)
         out = Output(value=np.asarray(value, dtype=np.float64), out_dtype=str(value.dtype))
         cot = np.asarray(call.cotangent, dtype=np.float64)
-        if tuple(cot.shape) != tuple(value.shape):
-            out.note = (
-                f"output shape {tuple(value.shape)} differs from the reference's "
-                f"{tuple(cot.shape)}: no gradients taken"
-            )
+        note = shape_differs(tuple(value.shape), cot)
+        if note is not None:
+            out.note = note
             return out
         (grads,) = pullback(jax.numpy.asarray(cot, dtype=value.dtype))
     out.grads = {k: np.asarray(g, dtype=np.float64) for k, g in grads.items()}
@@ -180,7 +169,7 @@ def _versions() -> dict[str, str]:
 
 
 def _devices() -> dict[str, str | None]:
-    gpus = _gpus()
+    gpus = gpu_devices()
     gpu = (getattr(gpus[0], "device_kind", None) or str(gpus[0])) if gpus else None
     return {"cpu": f"{cpu_name()} (keras on jax)", "gpu": gpu}
 
@@ -196,7 +185,7 @@ FRAMEWORK = Framework(
     apis=APIS,
     versions=_versions,
     devices=_devices,
-    gpu_missing_reason=_gpu_missing_reason,
+    gpu_missing_reason=gpu_missing_reason,
     setup=_setup,
     snippet=snippets(keras_apis.DECLARATIONS, FRAME, _versions),
 )

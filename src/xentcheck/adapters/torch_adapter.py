@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported
+from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported, shape_differs
 from xentcheck.adapters.declare import (
     Construct,
     Declaration,
@@ -124,11 +124,9 @@ def _execute(
     if not leaves or not value.requires_grad:
         return out
     cot = np.asarray(call.cotangent, dtype=np.float64)
-    if tuple(cot.shape) != tuple(value.shape):
-        out.note = (
-            f"output shape {tuple(value.shape)} differs from the reference's "
-            f"{tuple(cot.shape)}: no gradients taken"
-        )
+    note = shape_differs(tuple(value.shape), cot)
+    if note is not None:
+        out.note = note
         return out
     names = list(leaves)
     grads = torch.autograd.grad(
