@@ -57,10 +57,12 @@ def _small(instance: Instance) -> bool:
     return True
 
 
-def _instances() -> list[Instance]:
-    """Small instances of the shipped suite, those with a golden (the value and gradient
-    paths) before those whose input must be rejected (the error path)."""
-    found = [i for case in load_cases() for i in expand(case) if _small(i)]
+def _instances(tags: frozenset[str] | None = None) -> list[Instance]:
+    """Small instances of the shipped suite (of the cases carrying one of ``tags``, an
+    execution mode's), those with a golden (the value and gradient paths) before those
+    whose input must be rejected (the error path)."""
+    cases = [c for c in load_cases() if tags is None or tags & set(c.tags)]
+    found = [i for case in cases for i in expand(case) if _small(i)]
     return sorted(found, key=lambda i: i.case.expect_error)
 
 
@@ -90,7 +92,7 @@ def test_snippets_equal_adapter_bit_for_bit(name: str, tmp_path: Path) -> None:
     if fw.snippet is None:
         pytest.skip(f"the {name} adapter writes no snippets")
     fw.setup()
-    instances = _instances()
+    instances = _instances(fw.case_tags)
     jobs: dict[str, str] = {}
     expected: dict[str, object] = {}
     unsupported_only = 0
@@ -115,10 +117,13 @@ def test_snippets_equal_adapter_bit_for_bit(name: str, tmp_path: Path) -> None:
                 expected[key] = out
             jobs[key] = fw.snippet(api.name, call)
             taken += 1
+        if not applied and fw.case_tags is not None:
+            continue  # an execution mode runs only its tagged cases, and none reaches this API
         assert applied, f"{api.name}: no call of the shipped suite reaches it (small instances)"
         unsupported_only += taken == 0
     # rows whose every call is unsupported exist to say what an API lacks; the rest run
     assert unsupported_only < len(fw.apis) / 4, f"{unsupported_only} APIs never ran"
+    assert len(jobs) >= 3, f"only {len(jobs)} snippets to check"
     (tmp_path / "jobs.json").write_text(json.dumps(jobs))
     (tmp_path / "runner.py").write_text(RUNNER)
     done = subprocess.run(

@@ -18,12 +18,13 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from xentcheck.adapters import tensorflow_adapter as eager
-from xentcheck.adapters.base import Api, Framework
+from xentcheck.adapters.base import Api, Call, Framework
 from xentcheck.adapters.compiled_modes import CASE_TAGS, mode_name
-from xentcheck.adapters.declare import apis
+from xentcheck.adapters.declare import apis, array_literal, snippets
 
 __all__ = ["APIS", "FRAMEWORK"]
 
@@ -34,6 +35,46 @@ def xla(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` (the eager plumbing's function of value and VJP) as one XLA-compiled
     ``tf.function``, traced afresh for each call."""
     return tf.function(fn, jit_compile=True, autograph=False)
+
+
+class XlaFrame(eager.TensorFlowFrame):
+    """Snippets of the compiled rows: value and VJP as one function under
+    ``tf.function(jit_compile=True)``, called with the inputs and the cotangent, as
+    :func:`xla` compiles the eager plumbing's function."""
+
+    def program(self, expression: str, call: Call) -> str:
+        device = "/GPU:0" if call.device == "gpu" else "/CPU:0"
+        names = [n for n in call.inputs if call.inputs[n] is not None]
+        watched = eager._differentiable(call)
+        cot = array_literal(np.asarray(call.cotangent))
+        args = ", ".join(names)
+        lines = [
+            "@tf.function(jit_compile=True, autograph=False)",
+            f"def value_and_vjp({args}, cotangent):",
+            "    with tf.GradientTape(watch_accessed_variables=False) as tape:",
+            *[f"        tape.watch({n})" for n in watched],
+            f"        loss = tf.convert_to_tensor({expression})",
+        ]
+        if watched:
+            lines += [
+                "    if loss.shape != cotangent.shape:",
+                "        return loss, {}",
+                f"    d = tape.gradient(loss, [{', '.join(watched)}], "
+                "output_gradients=tf.cast(cotangent, loss.dtype))",
+                f"    return loss, {{k: g for k, g in zip({watched!r}, d) if g is not None}}",
+            ]
+        else:
+            lines.append("    return loss, {}")
+        lines += [
+            "",
+            f"with tf.device({device!r}):",
+            f"    loss, d = value_and_vjp({args}, tf.constant({cot}))",
+            "value = loss.numpy().astype(np.float64)",
+            "grads = {k: g.numpy().astype(np.float64) for k, g in d.items()}",
+            'print("value", value)',
+            'print("grads", grads)',
+        ]
+        return "\n".join(lines)
 
 
 #: every tensorflow declaration (tf.nn, tf.math and Keras rows), value and VJP compiled;
@@ -88,4 +129,5 @@ FRAMEWORK = Framework(
     unsupported_reason=_unsupported_reason,
     setup=_setup,
     case_tags=CASE_TAGS,
+    snippet=snippets(eager.DECLARATIONS, XlaFrame(), _versions, rename=partial(mode_name, MODE)),
 )

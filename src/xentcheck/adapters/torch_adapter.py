@@ -158,9 +158,13 @@ class TorchFrame:
         """The context the call runs in, as source (None: none)."""
         return None
 
+    def compute(self, expression: str) -> str:
+        """The source computing the loss from the call's expression."""
+        return expression
+
     def program(self, expression: str, call: Call) -> str:
         place = self.place(call)
-        first = f"loss = {expression}"
+        first = f"loss = {self.compute(expression)}"
         lines = [f"with {place}:\n    {first}" if place else first]
         lines += ["value = loss.detach().cpu().double().numpy()", "grads = {}"]
         names = [n for n in call.grad_inputs if n in call.inputs]

@@ -26,7 +26,7 @@ import torch
 from xentcheck.adapters import torch_adapter as eager
 from xentcheck.adapters.base import Api, Call, Framework, Unsupported
 from xentcheck.adapters.compiled_modes import CASE_TAGS, mode_name
-from xentcheck.adapters.declare import apis
+from xentcheck.adapters.declare import apis, snippets
 
 Tensors = Mapping[str, torch.Tensor]
 
@@ -66,6 +66,16 @@ def compiled(
     return compiled_fn
 
 
+class CompiledFrame(eager.TorchFrame):
+    """Snippets of the compiled rows: the call under ``torch.compile``, compiled afresh
+    (``torch._dynamo.reset()``), the tensors passed as the adapter passes them."""
+
+    imports = eager.TorchFrame.imports + "\ntorch._dynamo.reset()"
+
+    def compute(self, expression: str) -> str:
+        return f"torch.compile(lambda: {expression})()"
+
+
 #: every torch declaration but the nn.Module twins of a functional one, compiled
 APIS: list[Api] = apis(
     eager.DECLARATIONS,
@@ -103,4 +113,7 @@ FRAMEWORK = Framework(
     unsupported_reason=eager._unsupported_reason,
     setup=_setup,
     case_tags=CASE_TAGS,
+    snippet=snippets(
+        eager.DECLARATIONS, CompiledFrame(), _versions, rename=partial(mode_name, MODE)
+    ),
 )
