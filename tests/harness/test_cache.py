@@ -403,11 +403,19 @@ def test_concurrent_runs_share_one_cache(warm, tmp_path):
     assert computed(header) == (10, 0, 0, 4)
 
 
+def _as_from_a_shell() -> None:
+    """Ctrl-C as a shell delivers it: SIGINT handled by default and not blocked, whatever
+    this test process inherited or a library in it set (a blocked or ignored SIGINT is
+    passed on to children, and the run would never see the interrupt)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_an_interrupted_run_resumes_and_stores_what_it_finished(project):
     out = project.root / "r.jsonl"
     (project.root / "slow").touch()  # each API call takes a second
     proc = subprocess.Popen([sys.executable, "-m", "xentcheck.cli", *project.argv(out)],
-                            env=project.env(), stderr=subprocess.PIPE)  # fmt: skip
+                            env=project.env(), stderr=subprocess.PIPE, preexec_fn=_as_from_a_shell)  # fmt: skip
     parts = project.root / "r.jsonl.parts"
     deadline = time.monotonic() + 120
     while not any(b'"kind":"done"' in f.read_bytes() for f in parts.glob("npcache*.jsonl")):

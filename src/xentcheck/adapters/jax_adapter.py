@@ -86,6 +86,7 @@ from xentcheck.adapters.declare import (  # noqa: E402
     snippets,
 )
 from xentcheck.adapters.jax_compile import (  # noqa: E402
+    device_for,
     enable_compile_cache,
     executable,
     gpu_devices,
@@ -130,17 +131,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _device_for(call: Call) -> Any:
-    if call.device == "cpu":
-        return jax.devices("cpu")[0]
-    if call.device == "gpu":
-        gpus = gpu_devices()
-        if not gpus:
-            raise Unsupported(gpu_missing_reason())
-        return gpus[0]
-    raise Unsupported(f"unknown device {call.device!r}")
-
-
 def _unsupported_reason(exc: BaseException) -> str | None:
     text = str(exc)
     if "Unable to initialize backend" in text:
@@ -180,7 +170,7 @@ def _execute(call: Call, fn: Bound, jit: bool = True) -> Output:
     :func:`value_and_vjp`: jitted, its executable from :func:`~xentcheck.adapters.
     jax_compile.executable` (``jit=False``: op by op under ``jax.disable_jit()``); value
     and grads of ``call.grad_inputs`` as float64."""
-    device = _device_for(call)
+    device = device_for(call)
     try:
         numpy_dtype(call.dtype)
     except ValueError:

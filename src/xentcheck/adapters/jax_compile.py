@@ -29,6 +29,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from xentcheck.adapters.base import Call, Unsupported
 from xentcheck.dtypes import numpy_dtype
 
 __all__ = ["enable_compile_cache", "executable"]
@@ -215,3 +216,15 @@ def gpu_missing_reason() -> str | None:
     if gpu_devices():
         return None
     return "no GPU visible to JAX (jax.devices('gpu') is empty or jaxlib has no CUDA backend)"
+
+
+def device_for(call: Call) -> Any:
+    """The JAX device of a call (``Unsupported`` with the reason when there is none)."""
+    if call.device == "cpu":
+        return jax.devices("cpu")[0]
+    if call.device == "gpu":
+        gpus = gpu_devices()
+        if not gpus:
+            raise Unsupported(gpu_missing_reason())
+        return gpus[0]
+    raise Unsupported(f"unknown device {call.device!r}")

@@ -30,6 +30,7 @@ from xentcheck.adapters import keras_apis  # noqa: E402
 from xentcheck.adapters.base import Api, Call, Framework, Output, Unsupported, shape_differs  # noqa: E402
 from xentcheck.adapters.declare import apis, array_literal, snippets  # noqa: E402
 from xentcheck.adapters.jax_compile import (  # noqa: E402
+    device_for,
     enable_compile_cache,
     gpu_devices,
     gpu_missing_reason,
@@ -44,17 +45,6 @@ if keras.backend.backend() != "jax":
     )
 
 __all__ = ["APIS", "FRAME", "FRAMEWORK"]
-
-
-def _device(call: Call):
-    if call.device == "cpu":
-        return jax.devices("cpu")[0]
-    if call.device == "gpu":
-        gpus = gpu_devices()
-        if not gpus:
-            raise Unsupported(gpu_missing_reason())
-        return gpus[0]
-    raise Unsupported(f"unknown device {call.device!r}")
 
 
 def _array(a: np.ndarray, dtype: str, device):
@@ -74,7 +64,7 @@ def _keras_device(call: Call) -> str:
 
 def _execute(call: Call, fn: Callable[[Mapping[str, Any]], Any]) -> Output:
     """Value and ``jax.vjp`` of ``fn`` on the call's inputs, as float64 arrays."""
-    device = _device(call)
+    device = device_for(call)
     try:
         numpy_dtype(call.dtype)
     except ValueError:
