@@ -91,6 +91,7 @@ from xentcheck.adapters.jax_compile import (  # noqa: E402
     executable,
     gpu_devices,
     gpu_missing_reason,
+    to_device,
 )
 from xentcheck.dtypes import numpy_dtype  # noqa: E402
 
@@ -153,18 +154,6 @@ def value_and_vjp(loss, diff, const, ct):
     return value, grads
 
 
-def _to_jax(a: np.ndarray, dtype: str, device: Any) -> Any:
-    """A device array of ``a`` in ``dtype`` (a plain transfer: no eager op to compile)."""
-    a = np.asarray(a)
-    if a.dtype.kind == "b":
-        host = a.astype(np.bool_)
-    elif a.dtype.kind in "iu":
-        host = a.astype(np.int64)
-    else:  # already rounded to ``dtype`` by the harness, so the cast is exact
-        host = np.asarray(a, dtype=np.float64).astype(numpy_dtype(dtype))
-    return jax.device_put(host, device)
-
-
 def _execute(call: Call, fn: Bound, jit: bool = True) -> Output:
     """Run ``fn`` on the call's inputs (its traced scalars among them) through
     :func:`value_and_vjp`: jitted, its executable from :func:`~xentcheck.adapters.
@@ -175,14 +164,14 @@ def _execute(call: Call, fn: Bound, jit: bool = True) -> Output:
         numpy_dtype(call.dtype)
     except ValueError:
         raise Unsupported(f"JAX adapter has no dtype {call.dtype!r}") from None
-    diff = {k: _to_jax(call.inputs[k], call.dtype, device) for k in call.grad_inputs}
+    diff = {k: to_device(call.inputs[k], call.dtype, device) for k in call.grad_inputs}
     const = {
-        k: _to_jax(v, call.dtype, device)
+        k: to_device(v, call.dtype, device)
         for k, v in call.inputs.items()
         if k not in diff and v is not None
     }
     const.update(fn.scalars)  # Python scalars: traced weakly typed, as a user's literal
-    ct = _to_jax(np.asarray(call.cotangent, dtype=np.float64), "float64", device)
+    ct = to_device(np.asarray(call.cotangent, dtype=np.float64), "float64", device)
     args = (diff, const, ct)
 
     def loss(**tensors: Any) -> Any:

@@ -228,3 +228,16 @@ def device_for(call: Call) -> Any:
             raise Unsupported(gpu_missing_reason())
         return gpus[0]
     raise Unsupported(f"unknown device {call.device!r}")
+
+
+def to_device(a: np.ndarray, dtype: str, device: Any) -> Any:
+    """A device array of ``a`` in ``dtype`` (a plain transfer: no eager op to compile);
+    class indices as int64, masks as bool."""
+    a = np.asarray(a)
+    if a.dtype.kind == "b":
+        host = a.astype(np.bool_)
+    elif a.dtype.kind in "iu":
+        host = a.astype(np.int64)
+    else:  # already rounded to ``dtype`` by the harness, so the cast is exact
+        host = np.asarray(a, dtype=np.float64).astype(numpy_dtype(dtype))
+    return jax.device_put(host, device)

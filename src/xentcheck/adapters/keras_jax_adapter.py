@@ -34,6 +34,7 @@ from xentcheck.adapters.jax_compile import (  # noqa: E402
     enable_compile_cache,
     gpu_devices,
     gpu_missing_reason,
+    to_device,
 )
 from xentcheck.dtypes import numpy_dtype  # noqa: E402
 from xentcheck.host import cpu_name  # noqa: E402
@@ -47,17 +48,6 @@ if keras.backend.backend() != "jax":
 __all__ = ["APIS", "FRAME", "FRAMEWORK"]
 
 
-def _array(a: np.ndarray, dtype: str, device):
-    a = np.asarray(a)
-    if a.dtype.kind == "b":
-        host = a.astype(np.bool_)
-    elif a.dtype.kind in "iu":
-        host = a.astype(np.int64)
-    else:  # already rounded to ``dtype`` by the harness, so the cast is exact
-        host = np.asarray(a, dtype=np.float64).astype(numpy_dtype(dtype))
-    return jax.device_put(host, device)
-
-
 def _keras_device(call: Call) -> str:
     return "gpu:0" if call.device == "gpu" else "cpu:0"
 
@@ -69,7 +59,7 @@ def _execute(call: Call, fn: Callable[[Mapping[str, Any]], Any]) -> Output:
         numpy_dtype(call.dtype)
     except ValueError:
         raise Unsupported(f"JAX has no dtype {call.dtype!r}") from None
-    arrays = {k: _array(v, call.dtype, device) for k, v in call.inputs.items() if v is not None}
+    arrays = {k: to_device(v, call.dtype, device) for k, v in call.inputs.items() if v is not None}
     diff = {
         k: arrays[k]
         for k in call.grad_inputs
