@@ -37,7 +37,9 @@ from xentcheck.adapters.declare import (
     Recipe,
     apis,
     array_literal,
+    integer_target,
     param,
+    probability_target,
     snippets,
 )
 from xentcheck.host import cpu_name
@@ -325,14 +327,6 @@ _TOKEN_KW = {"mask": "mask", "ignore_index": "ignore_index"}
 _TOKEN_RECIPE = "torch.nn.functional.cross_entropy+view(-1,V)+masked_fill(ignore_index)"
 
 
-def _probability_target(call: Call) -> bool:
-    return not call.integer_target
-
-
-def _integer_target(call: Call) -> bool:
-    return call.integer_target
-
-
 D = Declaration
 DECLARATIONS: list[Declaration] = [
     D("torch.nn.functional.cross_entropy", "softmax_cross_entropy",
@@ -343,11 +337,11 @@ DECLARATIONS: list[Declaration] = [
       guard=_labels_guard("logits"), twin_of="torch.nn.functional.cross_entropy"),
     D("torch.nn.functional.nll_loss+torch.log", "categorical_cross_entropy",
       Recipe(nll_of_log, ("probs", "target"), {"reduction": "reduction"}),
-      applies=_integer_target, guard=_labels_guard("probs", ignore=False),
+      applies=integer_target, guard=_labels_guard("probs", ignore=False),
       doc="class indices: nll_loss(torch.log(probs), target)"),
     D("torch.sum(-target*torch.log(probs),dim=1)", "categorical_cross_entropy",
       Recipe(soft_categorical, ("probs", "target"), always={"reduction": param("reduction", "mean")}),
-      applies=_probability_target,
+      applies=probability_target,
       doc="probability targets: -(target * torch.log(probs)).sum(dim=1), then mean/sum"),
     D("torch.nn.functional.nll_loss", "nll",
       Function("torch.nn.functional.nll_loss", ("log_probs", "target"), _NLL_KW),
