@@ -208,3 +208,170 @@ def test_schema_prints_the_case_schema_as_json(capsys):
     assert main(["schema"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert isinstance(schema, dict) and schema
+
+
+# ------------------------------------------------ --known, --baseline, --fail-on new
+
+
+def test_fail_on_new_needs_a_baseline(tmp_path, capsys):
+    out = tmp_path / "r.jsonl"
+    assert main(["run", "--framework", "torch", "--fail-on", "new", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "xentcheck: error: --fail-on new needs --baseline OLD.jsonl (the run to compare with)\n"
+    )
+    assert not out.exists()
+
+
+def _bad_known_rows():
+    from tests.known.test_user import BAD
+
+    return pytest.mark.parametrize(("name", "text", "line", "words"), [b[1:] for b in BAD],
+                                   ids=[b[0] for b in BAD])  # fmt: skip
+
+
+@_bad_known_rows()
+def test_a_bad_known_file_stops_run_and_report_before_any_work(
+    tmp_path, capsys, name, text, line, words
+):
+    """Every kind of bad --known file is one line ``file:line: reason``, exit 2, and no
+    output is written (the known files are read before the cases and results)."""
+    from tests.known.test_user import bad_file
+
+    path = bad_file(tmp_path, name, text)
+    out, html = tmp_path / "r.jsonl", tmp_path / "i.html"
+    where = f"{path}:{line}: " if line else f"{path}: "
+    for argv in (
+        ["run", "--framework", "torch", "--cases", str(tmp_path / "absent.yaml"),
+         "--known", str(path), "--out", str(out)],
+        ["report", str(tmp_path / "absent.jsonl"), "--known", str(path), "-o", str(html)],
+    ):  # fmt: skip
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"xentcheck: error: {where}") and err.count("\n") == 1, err
+        assert words.format(path=path) in err
+    assert not out.exists() and not html.exists()
+
+
+def test_a_bad_baseline_stops_run_before_any_work(tmp_path, capsys):
+    (tmp_path / "old.jsonl").write_text('{"kind": "row"}\n')
+    out = tmp_path / "r.jsonl"
+    argv = ["run", "--framework", "torch", "--cases", str(tmp_path / "absent.yaml"),
+            "--fail-on", "new", "--baseline", str(tmp_path / "old.jsonl"), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"xentcheck: error: {tmp_path / 'old.jsonl'}:1: ") and err.count("\n") == 1
+    )
+    assert not out.exists()
+
+
+#: torch.logsumexp returns a value for axis 0 of a 0-d input, which the reference rejects:
+#: an ``error`` row, explained by no built-in entry
+SCALAR_AXIS = """\
+cases:
+  - id: scalar-axis
+    description: logsumexp over axis 0 of a 0-d input.
+    loss: logsumexp
+    inputs: {x: 1.5}
+    params: {axis: 0}
+    dtypes: [float64]
+    expect_error: true
+    tags: [gate]
+"""
+
+#: a user's entry that explains it
+MY_KNOWN = """\
+- id: my-torch-lse-scalar-axis
+  framework: torch
+  apis: [torch.logsumexp]
+  explanation: We accept axis 0 of a 0-d tensor, as torch does.
+  link: https://example.org/our-kernel#lse
+  statuses: [error]
+  when: {expect_error: true, params: {axis: 0}}
+"""
+
+
+def _run(tmp, name: str, *argv: str) -> tuple[subprocess.CompletedProcess, Path]:
+    out = tmp / f"{name}.jsonl"
+    proc = _xentcheck("run", "--framework", "torch", "--cases", str(tmp / "cases.yaml"),
+                      "--no-cache", "--quiet", "--out", str(out), *argv)  # fmt: skip
+    return proc, out
+
+
+@pytest.fixture(scope="module")
+def gate(tmp_path_factory):
+    """A folder with the case file, the user's known file, a run of the case without the
+    known file (``plain``) and a run that selected nothing (``empty``: no findings)."""
+    tmp = tmp_path_factory.mktemp("gate")
+    (tmp / "cases.yaml").write_text(SCALAR_AXIS)
+    (tmp / "mine.yaml").write_text(MY_KNOWN)
+    plain, _ = _run(tmp, "plain")
+    empty, _ = _run(tmp, "empty", "--skip-tag", "gate")
+    assert empty.returncode == 0, empty.stderr
+    return tmp, plain
+
+
+def _torch_rows(path: Path) -> list[dict]:
+    from xentcheck.harness.results import read_results
+
+    return [r for r in read_results(path)[1] if r["framework"] == "torch"]
+
+
+@pytest.mark.torch
+def test_a_users_known_entry_explains_a_real_torch_row(gate):
+    tmp, plain = gate
+    assert plain.returncode == 1, plain.stderr  # unexplained without the user's file
+    (row,) = _torch_rows(tmp / "plain.jsonl")
+    assert row["status"] == "error" and "known_id" not in row
+    # with it: known, under the user's id, like a built-in entry; and a finding that is new
+    # against the baseline but explained does not fail --fail-on new
+    proc, out = _run(tmp, "known", "--known", str(tmp / "mine.yaml"),
+                     "--fail-on", "new", "--baseline", str(tmp / "empty.jsonl"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (row,) = _torch_rows(out)
+    assert row["status"] == "known" and row["unexplained_status"] == "error"
+    assert row["known_id"] == "my-torch-lse-scalar-axis"
+    assert row["link"] == "https://example.org/our-kernel#lse"
+    assert row["explanation"] == "We accept axis 0 of a 0-d tensor, as torch does."
+
+
+@pytest.mark.torch
+def test_fail_on_new_fails_only_on_findings_the_baseline_lacks(gate):
+    tmp, _ = gate
+    same, _ = _run(tmp, "same", "--fail-on", "new", "--baseline", str(tmp / "plain.jsonl"))
+    assert same.returncode == 0, same.stderr  # the baseline has the same finding
+    assert "0 new and unexplained" in same.stderr and "1 unchanged" in same.stderr, same.stderr
+    new, _ = _run(tmp, "new", "--fail-on", "new", "--baseline", str(tmp / "empty.jsonl"))
+    assert new.returncode == 1, new.stderr  # the baseline found nothing
+    assert "1 new and unexplained" in new.stderr, new.stderr
+    assert "xentcheck: new: " in new.stderr, new.stderr
+
+
+@pytest.mark.torch
+def test_findings_reads_a_users_known_file(gate, capsys):
+    """``findings --known FILE``: the same checks, and the entries explain the rows."""
+    import json
+
+    from tests.known.test_user import BAD, bad_file
+
+    tmp, _ = gate
+    _, name, text, line, words = BAD[0]
+    bad = bad_file(tmp, name, text)
+    assert main(["findings", str(tmp / "plain.jsonl"), "--known", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"xentcheck: error: {bad}:{line}: ") and err.count("\n") == 1, err
+    assert words in err
+    assert main(["findings", str(tmp / "plain.jsonl"), "--format", "json"]) == 0
+    (unexplained,) = json.loads(capsys.readouterr().out)
+    assert unexplained["known"] is None
+    argv = [
+        "findings",
+        str(tmp / "plain.jsonl"),
+        "--format",
+        "json",
+        "--known",
+        str(tmp / "mine.yaml"),
+    ]
+    assert main(argv) == 0
+    (explained,) = json.loads(capsys.readouterr().out)
+    assert explained["known"] == "my-torch-lse-scalar-axis"

@@ -1,5 +1,6 @@
 """The layers point one way: the harness builds on the adapters, ``known/`` and the
-reference, never the other way round, and the reference stands on its own.
+reference, findings on the harness, the report on findings, never the other way round,
+and the reference stands on its own.
 
 Read from the sources with :mod:`ast` (every ``import`` and ``from ... import``, at any
 depth, relative ones resolved, and ``importlib.import_module("...")`` with a literal
@@ -22,6 +23,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "known": ("xentcheck.harness",),
     "reference": ("xentcheck.harness", "xentcheck.adapters", "xentcheck.known"),
     "accuracy.py": ("xentcheck.harness", "xentcheck.adapters", "xentcheck.known"),
+    "harness": ("xentcheck.findings", "xentcheck.report", "xentcheck.cli"),
+    "findings": ("xentcheck.report", "xentcheck.cli"),
+    "report": ("xentcheck.cli",),
 }
 
 

@@ -13,7 +13,12 @@ differs.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
 import numpy as np
+
+from xentcheck.floats import FLOAT_FORMATS, float_ulp
 
 #: dtype -> (rtol, atol), torch.testing.assert_close defaults
 DEFAULT_TOLERANCE: dict[str, tuple[float, float]] = {
@@ -48,3 +53,92 @@ def agrees(expected, actual, rtol: float, atol: float) -> bool:
     ``pass`` of :func:`xentcheck.harness.compare.compare`); False for different sizes."""
     d = disagreeing(expected, actual, rtol, atol)
     return d is not None and not d.any()
+
+
+# ---------------------------------------------------------------- the ULP criterion
+
+#: the criteria a run can judge with: ``ulp`` (default) and ``tolerance`` (the table above)
+CRITERIA: tuple[str, ...] = ("ulp", "tolerance")
+#: R: ULPs of the output dtype allowed at every element (rounding the result costs 1/2)
+ROUNDING_ULP = 8.0
+#: K: multiples of the sensitivity D (a backward error of K unit roundoffs per input)
+BACKWARD_FACTOR = 16.0
+#: dtype -> (name, significand bits) of the lower precision a failing row is judged at for
+#: ``accuracy: precision``: the next format down where there is one, else two thirds of
+#: the dtype's own bits (see docs/accuracy.md)
+LOWER_PRECISION: dict[str, tuple[str, int]] = {
+    "float64": ("float32", 24),
+    "float32": ("16 bits", 16),
+    "float16": ("bfloat16", 8),
+    "bfloat16": ("5 bits", 5),
+}
+
+
+def unit_roundoff(dtype: str) -> float:
+    """u = 2**-(m + 1) of ``dtype`` (m explicit fraction bits): half its ULP at 1."""
+    return 2.0 ** -(FLOAT_FORMATS[dtype][0] + 1)
+
+
+def reduction_terms(sizes: Iterable[int], last: int, quantity_size: int) -> int:
+    """n: the most terms one element of a quantity can sum, as the criterion counts it.
+
+    ``sizes``: the sizes of the floating inputs; ``last``: the length of the largest one's
+    last axis (the class axis of the softmax family); ``quantity_size``: the size of the
+    compared array. A reduced value sums ``max(sizes) / quantity_size`` terms; every
+    element of the softmax family sums over its class axis.
+    """
+    biggest = max(sizes, default=1)
+    return max(1, biggest // max(1, quantity_size), last)
+
+
+def rounding_allowance(expected: np.ndarray, dtype: str, terms: int = 1) -> np.ndarray:
+    """The cheap bound: ``(R + log2 n) * ulp(expected)`` in ``dtype`` (n = ``terms``).
+
+    What rounding the result, and summing n terms pairwise, costs a correct computation
+    of a well-conditioned quantity. Non-finite ``expected`` elements get NaN (they are
+    judged by their pattern, not by an allowance).
+    """
+    return (ROUNDING_ULP + math.log2(max(1, terms))) * float_ulp(expected, dtype)
+
+
+def allowance(
+    expected: np.ndarray, dtype: str, sensitivity: np.ndarray | None = None, terms: int = 1
+) -> np.ndarray:
+    """The error a correct ``dtype`` computation may make at each element of ``expected``.
+
+    ``(R + log2 n) * ulp(expected) + K * D``: ``D`` (``sensitivity``, same shape, float64)
+    is how far the exact function moves when every floating input moves by a relative
+    ``u`` of ``dtype`` (see :mod:`xentcheck.harness.sensitivity`); None means 0.
+    """
+    a = rounding_allowance(expected, dtype, terms)
+    if sensitivity is not None:
+        a = a + BACKWARD_FACTOR * np.nan_to_num(np.asarray(sensitivity, dtype=np.float64))
+    return a
+
+
+def lower_allowance(
+    expected: np.ndarray, dtype: str, bits: int, sensitivity: np.ndarray | None, terms: int = 1
+) -> np.ndarray:
+    """:func:`allowance` of a computation carrying ``bits`` significand bits.
+
+    The ULP is that of ``bits`` without an exponent range (a tiny result is not excused by
+    a lower format's underflow: this asks about digits, not range), and ``D``, measured at
+    ``dtype``'s unit roundoff, is scaled to ``2**-bits`` (first order).
+    """
+    e = np.abs(np.asarray(expected, dtype=np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        binade = np.where(e > 0, np.exp2(np.floor(np.log2(np.where(e > 0, e, 1.0)))), 0.0)
+    lower_u = 2.0**-bits
+    scale = lower_u / unit_roundoff(dtype)
+    a = (ROUNDING_ULP + math.log2(max(1, terms))) * binade * 2.0 * lower_u
+    a = np.maximum(a, float_ulp(e, dtype))  # never stricter than the row's own ULP
+    if sensitivity is not None:
+        a = a + BACKWARD_FACTOR * scale * np.nan_to_num(np.asarray(sensitivity, dtype=np.float64))
+    return a
+
+
+def digits_lost(excess: float | None) -> float | None:
+    """Decimal digits lost beyond the allowance: ``log10(excess)`` (0 when within it)."""
+    if excess is None or not math.isfinite(excess):
+        return None
+    return round(max(0.0, math.log10(excess)) if excess > 0 else 0.0, 3)

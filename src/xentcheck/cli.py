@@ -1,8 +1,10 @@
-"""The ``xentcheck`` command: ``run``, ``report``, ``cases``, ``schema`` (docs/design.md).
+"""The ``xentcheck`` command: ``run``, ``report``, ``findings``, ``cases``, ``schema``
+(docs/design.md, docs/running.md).
 
-Exit status: 0 all conform (or only known differences), 1 discrepancies found, 2 bad
-input (a broken case file or results file, an unknown framework, an output path that
-cannot be written) with a one-line reason and no traceback, before any work is done.
+Exit status: 0 all conform (or only known differences), 1 discrepancies found (with
+``run --fail-on new``: a finding new against the baseline), 2 bad input (a broken case,
+results or known-differences file, an unknown framework, an output path that cannot be
+written) with a one-line reason and no traceback, before any work is done.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from xentcheck import __version__
+from xentcheck.accuracy import CRITERIA
 from xentcheck.adapters import FRAMEWORKS
 from xentcheck.dtypes import FLOAT_DTYPES
 from xentcheck.harness.errors import CaseError
@@ -25,6 +28,8 @@ from xentcheck.harness.errors import CaseError
 DEFAULT_CACHE_DIR = ".xentcheck-cache"
 #: the environment variable naming the cache folder (tox sets it)
 CACHE_ENV = "XENTCHECK_CACHE_DIR"
+#: what makes ``run`` exit 1: statuses of rows, or findings new against ``--baseline``
+FAIL_ON = ("unexplained", "any", "never", "new")
 
 
 class UsageError(Exception):
@@ -114,8 +119,23 @@ def _parser() -> argparse.ArgumentParser:
         help="keep reference goldens in DIR instead (default: in the cache folder; with "
         "--no-cache per run, then deleted)",
     )
-    r.add_argument("--fail-on", choices=["unexplained", "any", "never"], default="unexplained",
-                   help="exit 1 on unexplained discrepancies (default), on any non-conformance including known ones, or never")  # fmt: skip
+    r.add_argument("--fail-on", choices=FAIL_ON, default="unexplained",
+                   help="exit 1 on unexplained discrepancies (default), on any non-conformance including known ones, never, "
+                        "or on unexplained findings new against --baseline")  # fmt: skip
+    r.add_argument(
+        "--baseline",
+        action="append",
+        metavar="OLD.jsonl",
+        help="an earlier results file (repeatable): the findings new against it, for --fail-on new",
+    )
+    r.add_argument(
+        "--criterion",
+        choices=CRITERIA,
+        default=CRITERIA[0],
+        help="how values are judged: ulp (default: error in ULPs of the dtype) or tolerance "
+        "(the former fixed rtol/atol, for comparison)",
+    )
+    _known_option(r)
     r.add_argument("--quiet", action="store_true", help="no progress bar or lines")
 
     rep = sub.add_parser("report", help="render results as HTML")
@@ -132,6 +152,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="README.md",
         help="replace the generated block of this README with the table",
     )
+    _known_option(rep)
+
+    from xentcheck.findings import command as findings_command
+
+    findings_command.add_parser(sub)
 
     c = sub.add_parser("cases", help="validate and list cases")
     c.add_argument(
@@ -146,6 +171,27 @@ def _parser() -> argparse.ArgumentParser:
         "--losses", action="store_true", help="print the Markdown table of the losses instead"
     )
     return p
+
+
+def _known_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--known",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="your own documented differences, YAML or Python (repeatable; docs/known.md)",
+    )
+
+
+def load_known_files(paths: list[str] | None) -> list:
+    """The user's known-difference entries of ``paths`` (``--known``), checked before any
+    work: a bad file is a :class:`UsageError` (``file:line: reason (fix)``)."""
+    from xentcheck.known.user import KnownFileError, load_known
+
+    try:
+        return load_known(paths or [])
+    except KnownFileError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,7 +286,11 @@ def cmd_run(args) -> int:
         raise UsageError("--jobs must be at least 1")
     if args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
+    if args.fail_on == "new" and not args.baseline:
+        raise UsageError("--fail-on new needs --baseline OLD.jsonl (the run to compare with)")
     check_output(args.out, "--out")
+    known = load_known_files(args.known)
+    baseline = _read_baseline(args.baseline)
     if args.golden_cache:
         check_output(args.golden_cache, "--golden-cache", folder=True)
     cache = None
@@ -270,7 +320,7 @@ def cmd_run(args) -> int:
                    quiet=args.quiet, timeout=args.timeout, resume=args.resume,
                    skip_tags=args.skip_tag,
                    golden_cache=Path(args.golden_cache) if args.golden_cache else None,
-                   cache=cache)  # fmt: skip
+                   cache=cache, criterion=args.criterion, known_files=args.known)  # fmt: skip
     except RunError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:  # --out, --golden-cache or --cache-dir not writable, say
@@ -291,13 +341,49 @@ def cmd_run(args) -> int:
     reused = (f" ({cache.reused_rows} from the cache in {cache.root}, {cache.computed_rows} computed)"
               if cache is not None else " (cache off)")  # fmt: skip
     print(f"xentcheck: {len(rows)} results in {out}{reused}: {summary}", file=sys.stderr)
+    if baseline is not None:
+        new = _new_findings(out, baseline, known)
+        if args.fail_on == "new":  # a failing reference row (a case's expected) still counts
+            return int(bool(new) or exit_status(rows, "never"))
     return exit_status(rows, args.fail_on)
+
+
+def _read_baseline(paths: list[str] | None):
+    """``(headers, rows)`` of the ``--baseline`` files, read and checked now (a bad one is
+    one line and exit 2 before any work), or None without any."""
+    if not paths:
+        return None
+    from xentcheck.report import load
+
+    return load(paths)
+
+
+def _new_findings(out: Path, baseline, known: list) -> list[dict]:
+    """The unexplained findings of the results file ``out`` that are new against
+    ``baseline``; prints how many findings there are and one line per new one."""
+    from xentcheck import findings
+    from xentcheck.report import load
+
+    headers, rows = load([out])
+    found = findings.build(rows, headers, baseline=baseline, known=known, scripts=False)
+    counts = Counter(f["status"] for f in found)
+    new = [f for f in found if f["status"] == "new" and f["known"] is None]
+    print(
+        f"xentcheck: {len(found) - counts['fixed']} findings against the baseline: "
+        f"{len(new)} new and unexplained, {counts['new'] - len(new)} new and known, "
+        f"{counts['unchanged']} unchanged, {counts['fixed']} fixed",
+        file=sys.stderr,
+    )
+    for f in new:
+        print(f"xentcheck: new: {f['id']}: {f['summary']}", file=sys.stderr)
+    return new
 
 
 def cmd_report(args) -> int:
     from xentcheck.report import build_report, check_readme
 
     check_output(args.output, "-o")
+    known = load_known_files(args.known)
     if args.markdown:
         check_output(args.markdown, "--markdown")
     if args.readme:
@@ -313,6 +399,7 @@ def cmd_report(args) -> int:
         baselines=args.baseline or [],
         markdown=args.markdown,
         readme=args.readme,
+        known=known,
     )
     print(f"xentcheck: report written to {args.output}", file=sys.stderr)
     return 0
@@ -339,7 +426,19 @@ def cmd_schema(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "cases": cmd_cases, "schema": cmd_schema}
+def cmd_findings(args) -> int:
+    from xentcheck.findings import command
+
+    return command.run(args)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "report": cmd_report,
+    "findings": cmd_findings,
+    "cases": cmd_cases,
+    "schema": cmd_schema,
+}
 
 
 if __name__ == "__main__":

@@ -19,15 +19,20 @@ from xentcheck.harness import compare as cmp
 from xentcheck.harness.compare import Comparison, compare, sample
 
 
-def oracle(expected, actual, dtype, rtol, atol) -> Comparison:
+def oracle(expected, actual, dtype, rtol, atol, allowance=None) -> Comparison:
     """compare() for two finite arrays of one shape, in whole-array NumPy."""
     e = np.asarray(expected, dtype=np.float64)
     a = np.asarray(actual, dtype=np.float64)
+    bound = atol + rtol * np.abs(e)
+    if allowance is not None:
+        bound = np.fmax(bound, allowance)
     with np.errstate(all="ignore"):
         abs_err = np.abs(a - e)
         rel_err = np.where(abs_err == 0, 0.0, abs_err / np.abs(e))
         ulp_err = abs_err / ulp(e, dtype)
-    bad = abs_err > atol + rtol * np.abs(e)
+        allowed_ulp = bound.ravel() / ulp(e.ravel(), dtype)
+        excess = np.where(abs_err == 0, 0.0, abs_err / bound).max()
+    bad = abs_err > bound
     worst = int(np.argmax(np.where(bad, ulp_err, -1.0) if bad.any() else ulp_err))
     lo = max(0, worst - 1)
 
@@ -39,6 +44,7 @@ def oracle(expected, actual, dtype, rtol, atol) -> Comparison:
         fin(abs_err.max()), fin(rel_err.max()), fin(ulp_err.max()),
         index=[int(i) for i in np.unravel_index(worst, e.shape)],
         expected=sample(e.ravel()[lo : lo + 4]), actual=sample(a.ravel()[lo : lo + 4]),
+        allowed_ulp=fin(allowed_ulp[worst]), excess=fin(excess),
     )  # fmt: skip
 
 
@@ -56,18 +62,22 @@ def cases(seed: int):
         else:
             e = rng.normal(size=shape) * 10.0 ** rng.integers(-8, 8)
             a = e * (1 + rng.normal(size=shape) * 10.0 ** rng.integers(-16, -1))
-        yield e, a, dtype, *tolerances[trial % 4]
+        # an allowance (the ULP criterion's) on every other trial: larger or smaller than
+        # the tolerance, element by element
+        allowance = None if trial % 2 else np.abs(e) * 10.0 ** rng.integers(-9, -2, size=shape)
+        yield e, a, dtype, *tolerances[trial % 4], allowance
     big = np.array([1e308, 1.0, -1e308])
-    yield big, -big, "float64", 1e-7, 1e-7  # differences overflow to inf
-    yield np.array([0.0, 0.0]), np.array([0.0, 1e-300]), "float16", 0.0, 0.0
+    yield big, -big, "float64", 1e-7, 1e-7, None  # differences overflow to inf
+    yield np.array([0.0, 0.0]), np.array([0.0, 1e-300]), "float16", 0.0, 0.0, None
 
 
 @pytest.mark.parametrize("block", [cmp.BLOCK, 1, 4])
 def test_fast_paths_equal_the_whole_array_oracle(block, monkeypatch):
     monkeypatch.setattr(cmp, "BLOCK", block)  # small blocks: the worst across blocks
-    for e, a, dtype, rtol, atol in cases(block):
-        got = dataclasses.asdict(compare(e, a, dtype, rtol, atol))
-        assert got == dataclasses.asdict(oracle(e, a, dtype, rtol, atol)), (e, a, dtype)
+    for e, a, dtype, rtol, atol, allowance in cases(block):
+        got = dataclasses.asdict(compare(e, a, dtype, rtol, atol, allowance=allowance))
+        want = dataclasses.asdict(oracle(e, a, dtype, rtol, atol, allowance))
+        assert got == want, (e, a, dtype, allowance)
 
 
 def test_few_elements_and_blocks_agree_with_each_other(monkeypatch):

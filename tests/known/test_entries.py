@@ -23,13 +23,14 @@ import yaml
 
 from tests.known.table import EXAMPLES, Example
 from xentcheck.adapters import REQUIRES
+from xentcheck.known import SHARED_MODULES as NOT_FRAMEWORKS
 from xentcheck.known import Finding, Known, entries, explain
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN_DIR = ROOT / "src" / "xentcheck" / "known"
 
 #: the modules of known/ that hold no framework's entries
-SHARED_MODULES = ("__init__", "modes", "facts")
+SHARED_MODULES = ("__init__", *NOT_FRAMEWORKS)
 
 #: the frameworks the examples run on (each marked by its name: tests/conftest.py skips a
 #: framework's tests, with the reason, when the modules adapters.REQUIRES names are absent)

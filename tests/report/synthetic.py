@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,33 @@ def big_rows(n: int, seed: int = 0, instances: list[Row] | None = None) -> list[
             case = extra.pop("case")
         out.append(row(case, fw, status, dtype, **extra))
     return out
+
+
+#: a finding's row key: what ``row_keys`` entries name, in order (the framework is the finding's)
+ROW_KEY = ("case", "instance", "api", "device", "dtype", "quantity")
+
+
+def finding(
+    rows: list[Row], kind: str = "wrong", severity: int = 1, summary: str = "", **extra: Any
+) -> Row:
+    """A finding dict with every field of ``xentcheck.findings.build``'s contract, over
+    ``rows`` (all of one framework; the first is the worst). A data fixture for drawing
+    the page, not a grouping: which rows belong together is the findings package's call.
+    """
+    first = rows[0]
+    f: Row = {
+        "id": f"{first['framework']}-{kind}-{zlib.crc32(summary.encode()):08x}",
+        "kind": kind, "severity": severity,
+        "summary": summary or f"{first['api']} gives a {kind} {first['quantity']}",
+        "framework": first["framework"], "apis": sorted({r["api"] for r in rows}),
+        "loss": first["loss"], "quantity": first["quantity"],
+        "dtypes": sorted({r["dtype"] for r in rows}), "devices": sorted({r["device"] for r in rows}),
+        "cases": sorted({r["case"] for r in rows}), "rows": len(rows),
+        "known": None, "explanation": None, "link": None,
+        "repro": f"import numpy as np\nprint({first['api']!r})\n", "repro_note": None,
+        "status": "new", "worst": first,
+        "row_keys": [[r[k] for k in ROW_KEY] for r in rows],
+        "draft": f"## {summary}\n\n```python\nimport numpy as np\n```\n",
+    }  # fmt: skip
+    f.update(extra)
+    return f

@@ -183,3 +183,46 @@ def test_cli_report_names_a_missing_baseline(tmp_path, per_framework):
     )  # fmt: skip
     assert proc.returncode == 2
     assert "nope.jsonl" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _zero_golden(ulp: float) -> dict:
+    """A float64 pass whose worst element has a golden of 0 (as a real softmax gradient row)."""
+    return syn.row("z/a", "torch", "pass", "float64", max_ulp=ulp, max_abs_err=1.8e-16,
+                   max_rel_err=None, expected=[0.0], actual=[1.8e-16])  # fmt: skip
+
+
+def test_a_zero_golden_has_no_ulp_error_and_its_wobble_is_no_change(tmp_path):
+    head = syn.header()
+    old = syn.write(tmp_path / "old.jsonl", head, [_zero_golden(3.66e307)])
+    new = syn.write(tmp_path / "new.jsonl", head, [_zero_golden(8.1e306), syn.row("p/a", "torch")])
+    data = page_data(_merge(new), _merge(old).rows, [str(old)], with_inputs=False, with_repro=False)
+    assert data["cols"]["ulp"] == [None, 0.0]  # not 8e306: a ULP at 0 means nothing
+    assert data["cols"]["abs"][0] == 1.8e-16 and data["cols"]["z"] == [0]
+    # a factor of 4 in a meaningless number is no change
+    assert data["cols"]["change"]["v"][data["cols"]["change"]["c"][0]] == "unchanged"
+    # a golden of 0 that the result matches exactly keeps its ULP error (0)
+    exact = syn.row("z/b", "torch", "pass", "float64", max_rel_err=None, expected=[0.0])
+    assert page_data(_merge(syn.write(tmp_path / "e.jsonl", head, [exact])), with_inputs=False,
+                     with_repro=False)["cols"]["ulp"] == [0.0]  # fmt: skip
+
+
+def test_findings_point_at_their_rows_in_every_variant(tmp_path):
+    """A finding's row keys become positions of the page's rows (both torch versions of a
+    merged pair); a key that no row has (a fixed finding's) is counted, not drawn."""
+    bad = syn.row("f/a", "torch", "mismatch", "float16")
+    old = syn.write(
+        tmp_path / "a.jsonl", syn.header({"torch": "2.12.0"}), [bad, syn.row("p/a", "torch")]
+    )
+    new = syn.write(tmp_path / "b.jsonl", syn.header({"torch": "2.13.0"}), [bad])
+    merged = _merge(old, new)
+    gone = ["f/zz", "f/zz[x]", "torch.loss", "cpu", "float16", "value"]
+    found = syn.finding([bad], "precision", 4, "torch.loss: <b>2 digits</b> lost")
+    found["row_keys"].append(gone)
+    data = page_data(merged, with_inputs=False, with_repro=False, findings=[found])
+    (f,) = data["findings"]
+    assert f["r"] == [0, 2] and f["gone"] == 1 and f["w"] == 0
+    assert f["summary"] == found["summary"] and f["repro"] == found["repro"]
+    assert f["severity"] == 4 and f["rows"] == 1 and f["apis"] == ["torch.loss"]
+    # with no findings package result the page says why instead of drawing an empty list
+    none = page_data(merged, with_inputs=False, with_repro=False, findings_note="not installed")
+    assert none["findings"] is None and none["findingsNote"] == "not installed"

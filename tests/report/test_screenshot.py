@@ -1,9 +1,11 @@
 """The README picture: ``python -m xentcheck.report.screenshot`` on a real small run.
 
-Runs the worked examples through the real command line with PyTorch, photographs the
-report in headless Chromium and checks the file is a PNG of the asked size (read from its
-IHDR chunk). Skips when Chromium or playwright is missing, unless
-XENTCHECK_REQUIRE_BROWSER=1 (CI).
+Runs the worked examples and three case files with findings (an invalid input torch
+accepts, a masked gradient that is NaN, a documented ignore_index default) through the
+real command line with PyTorch, photographs the report in headless Chromium and checks
+the file is a PNG of the asked size (read from its IHDR chunk); the page of that run opens
+on the findings :func:`xentcheck.findings.build` gives for it. Skips when Chromium or
+playwright is missing, unless XENTCHECK_REQUIRE_BROWSER=1 (CI).
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ from xentcheck.report.browser import BrowserMissing, chromium_path
 pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[2]
-CASES = sorted((ROOT / "cases").glob("*/worked_examples.yaml"))
+CASES = [
+    *sorted((ROOT / "cases").glob("*/worked_examples.yaml")),
+    *(ROOT / "cases" / f for f in ("categorical_cross_entropy/errors.yaml",
+                                   "token_cross_entropy/mask.yaml",
+                                   "categorical_cross_entropy/bad_labels.yaml")),
+]  # fmt: skip
 CLI = "import sys; from xentcheck.cli import main; sys.exit(main())"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -92,3 +99,29 @@ def test_screenshot_without_results_is_a_usage_error(tmp_path):
     assert proc.returncode == 2
     assert "missing.jsonl" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "r.png").exists()
+
+
+def test_the_report_of_a_real_run_opens_on_its_findings(browser, torch_results, tmp_path):
+    from xentcheck.findings import build
+    from xentcheck.report import build_report, load
+    from xentcheck.report.browser import session
+
+    headers, rows = load([torch_results])
+    found = build(rows, headers)
+    assert len(found) >= 3  # the case files above were chosen for their findings
+    page = tmp_path / "index.html"
+    build_report([str(torch_results)], page)
+    with session() as s:
+        s.page.goto(page.as_uri())
+        s.page.wait_for_selector("html[data-ready='1']")
+        head = s.page.locator("#headline").inner_text()
+        assert f"{len(found)} findings" in head, head
+        summaries = s.page.locator("#findings details.finding .f-summary").all_inner_texts()
+        assert sorted(summaries) == sorted(f["summary"] for f in found)
+        first = s.page.locator("#findings details.finding").first
+        first.locator("summary").click()
+        shown = next(f for f in found if f["summary"] == summaries[0])
+        assert first.locator("pre.finding-script").text_content() == shown["repro"]
+        assert first.locator("pre.finding-draft").text_content() == shown["draft"]
+        assert first.locator("tr.fr").count() == min(20, shown["rows"])
+        assert s.errors == [] and s.blocked == []

@@ -14,7 +14,9 @@ APIs) and the worker's timing of it. Its key is a SHA-256 digest of two parts:
   the installed metadata without importing the framework (so a framework whose rows are
   all cached starts no worker); Python; the CPU (model and instruction-set flags) and,
   unless ``--device cpu``, the GPUs the driver lists; the ``--device`` option; and the
-  environment variables that steer frameworks (:data:`ENV_PREFIXES`).
+  environment variables that steer frameworks (:data:`ENV_PREFIXES`); and how the rows
+  are judged: the accuracy criterion and the user known-difference files (each path with
+  its SHA-256).
 * the instance key (:func:`instance_key`): the case's key, the instance's name, loss and
   parameters, the dtypes it runs at under ``--dtype``, its tags (they pick the cases of
   a framework with ``case_tags``), ``expect_error``, the case's tolerance, and each input:
@@ -336,9 +338,11 @@ def framework_parts(framework: str, device: str) -> dict[str, Any]:
     }
 
 
-def framework_key(framework: str, device: str) -> str:
-    """The digest of :func:`framework_parts`."""
-    return _sha(framework_parts(framework, device))
+def framework_key(framework: str, device: str, judged: dict[str, Any] | None = None) -> str:
+    """The digest of :func:`framework_parts` and ``judged`` (the criterion and the user
+    known files, with their SHA-256, that judge the rows; the default run's when None)."""
+    judged = judged or {"criterion": "ulp", "known_files": []}
+    return _sha(framework_parts(framework, device), judged)
 
 
 def _input_key(definition: Any) -> Any:
@@ -459,14 +463,16 @@ class ResultCache:
 
     def lookup(
         self, frameworks: Iterable[str], instances: Sequence[Any], dtypes: Sequence[str] | None,
-        device: str, done: Collection[tuple[str, int]] = (),
+        device: str, done: Collection[tuple[str, int]] = (), judged: dict[str, Any] | None = None,
     ) -> Reuse:  # fmt: skip
         """The keys of a run, and the stored rows of every (framework, instance) not ``done``.
 
         A framework's rows are reused only together with its stored worker header, so a
-        framework whose every instance is found starts no worker.
+        framework whose every instance is found starts no worker. ``judged``: how the rows
+        are judged (the criterion and the user known files with their SHA-256), part of
+        every framework key.
         """
-        fw_keys = {fw: framework_key(fw, device) for fw in frameworks}
+        fw_keys = {fw: framework_key(fw, device, judged) for fw in frameworks}
         inst_keys = [instance_key(i, dtypes) for i in instances]
         reuse = Reuse(fw_keys, inst_keys, {}, {})
         for fw, key in fw_keys.items():

@@ -37,6 +37,11 @@ class Comparison:
     expected: list = field(default_factory=list)
     actual: list = field(default_factory=list)
     note: str = ""
+    #: the error allowed at the worst element, in ULPs of the dtype (None: no element)
+    allowed_ulp: float | None = None
+    #: max over the finite elements of error / error allowed (> 1 fails; None: no element,
+    #: or an error where nothing is allowed)
+    excess: float | None = None
 
 
 def tolerance_for(dtype: str, case_tolerance: dict[str, dict[str, float]]) -> tuple[float, float]:
@@ -49,11 +54,19 @@ def tolerance_for(dtype: str, case_tolerance: dict[str, dict[str, float]]) -> tu
 
 
 def compare(
-    expected: np.ndarray, actual: np.ndarray, dtype: str, rtol: float, atol: float
-) -> Comparison:
-    """Compare ``actual`` with ``expected`` (both float64 arrays) at the tolerance."""
+    expected: np.ndarray, actual: np.ndarray, dtype: str, rtol: float, atol: float,
+    *, allowance: np.ndarray | None = None,
+) -> Comparison:  # fmt: skip
+    """Compare ``actual`` with ``expected`` (both float64 arrays) at the tolerance.
+
+    An element passes when its error is at most ``atol + rtol * |expected|`` or, when
+    ``allowance`` is given (an array of ``expected``'s shape, or a scalar), at most its
+    element of ``allowance``: the larger of the two bounds holds.
+    """
     expected = np.asarray(expected, dtype=np.float64)
     actual = np.asarray(actual, dtype=np.float64)
+    if allowance is not None:
+        allowance = np.broadcast_to(np.asarray(allowance, dtype=np.float64), expected.shape)
     note = ""
     if expected.shape != actual.shape:
         if expected.size != actual.size:
@@ -68,9 +81,10 @@ def compare(
     if 0 < expected.size <= FEW:  # loss values: most comparisons, cheapest without arrays
         e, a = expected.ravel().tolist(), actual.ravel().tolist()
         if all(map(math.isfinite, e)) and all(map(math.isfinite, a)):
-            return _compare_few(e, a, expected.shape, dtype, rtol, atol, note)
+            allowed = None if allowance is None else allowance.ravel().tolist()
+            return _compare_few(e, a, expected.shape, dtype, rtol, atol, note, allowed)
     if expected.size:
-        c = _compare_finite(expected, actual, dtype, rtol, atol, note)
+        c = _compare_finite(expected, actual, dtype, rtol, atol, note, allowance)
         if c is not None:
             return c
     e_fin = np.isfinite(expected)
@@ -87,30 +101,54 @@ def compare(
         rel_err = np.where(both & (abs_err == 0), 0.0, rel_err)
         ulp_err = np.where(both, abs_err / ulp(np.where(both, expected, 1.0), dtype), 0.0)
     maxima = [x.max() if x.size else 0.0 for x in (abs_err, rel_err, ulp_err)]
+    bound = atol + rtol * np.abs(np.where(both, expected, 0.0))
+    if allowance is not None:
+        bound = np.fmax(bound, np.where(both, allowance, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(both & (abs_err > 0), abs_err / bound, 0.0)
+    excess = ratio.max() if ratio.size else None
     if not same_pattern:
         bad = ~((np.isnan(expected) & np.isnan(actual)) | (expected == actual) | both)
         idx = np.unravel_index(int(np.argmax(bad)), expected.shape) if expected.size else ()
         c = _result("nonfinite", expected, actual, *maxima, idx, note)
         c.note = (note + "; " if note else "") + "NaN/Inf pattern differs from the reference"
+        c.excess = _finite_or_none(excess) if excess is not None else None
         return c
-    bad = abs_err > atol + rtol * np.abs(np.where(both, expected, 0.0))
+    bad = abs_err > bound
     if expected.size == 0:
         return Comparison("pass", 0.0, 0.0, 0.0, note=note)
     worst = int(np.argmax(np.where(bad, ulp_err, -1.0))) if bad.any() else int(np.argmax(ulp_err))
     idx = np.unravel_index(worst, expected.shape)
-    return _result("mismatch" if bad.any() else "pass", expected, actual, *maxima, idx, note)
+    c = _result("mismatch" if bad.any() else "pass", expected, actual, *maxima, idx, note)
+    return _with_bound(c, expected.ravel()[worst], bound.ravel()[worst], excess, dtype)
+
+
+def _with_bound(c: Comparison, expected: float, bound: float, excess, dtype: str) -> Comparison:
+    """``c`` with ``allowed_ulp`` (``bound`` at the worst element, whose golden is
+    ``expected``) and ``excess`` filled in."""
+    if math.isfinite(expected):
+        with np.errstate(over="ignore"):
+            c.allowed_ulp = _finite_or_none(
+                np.float64(bound) / float_ulp_one(float(expected), dtype)
+            )
+    c.excess = None if excess is None else _finite_or_none(excess)
+    return c
 
 
 #: arrays up to this many elements are compared in Python floats (see :func:`_compare_few`)
 FEW = 16
 
 
-def _compare_few(e: list[float], a: list[float], shape, dtype, rtol, atol, note) -> Comparison:
+def _compare_few(
+    e: list[float], a: list[float], shape, dtype, rtol, atol, note, allowed=None
+) -> Comparison:
     """:func:`compare` of a few finite elements (flat lists of Python floats, the arrays of
-    ``shape``): loss values, mostly. Python floats are IEEE doubles as NumPy's are, so the
-    numbers are the same; what is saved is some twenty NumPy calls on tiny arrays."""
-    max_abs = max_rel = max_ulp = 0.0
+    ``shape``; ``allowed`` the allowance's elements, or None): loss values, mostly. Python
+    floats are IEEE doubles as NumPy's are, so the numbers are the same; what is saved is
+    some twenty NumPy calls on tiny arrays."""
+    max_abs = max_rel = max_ulp = excess = 0.0
     worst_ulp, worst, failing = -1.0, 0, False
+    bounds = []
     for i, (x, y) in enumerate(zip(e, a, strict=True)):
         abs_err = abs(y - x)  # inf where the difference overflows, as NumPy's
         mag = abs(x)
@@ -118,13 +156,19 @@ def _compare_few(e: list[float], a: list[float], shape, dtype, rtol, atol, note)
         max_abs = max(max_abs, abs_err)
         max_rel = max(max_rel, 0.0 if abs_err == 0 else abs_err / mag if mag else math.inf)
         max_ulp = max(max_ulp, ulp_err)
-        bad = abs_err > atol + rtol * mag
+        bound = atol + rtol * mag
+        if allowed is not None and allowed[i] > bound:  # NaN allows nothing, as np.fmax's
+            bound = allowed[i]
+        bounds.append(bound)
+        if abs_err > 0:
+            excess = max(excess, abs_err / bound if bound else math.inf)
+        bad = abs_err > bound
         if bad and not failing:  # from the first failing element on, only those count
             failing, worst_ulp, worst = True, ulp_err, i
         elif bad == failing and ulp_err > worst_ulp:  # the first of equal ones stays
             worst_ulp, worst = ulp_err, i
     lo = max(0, worst - 1)
-    return Comparison(
+    c = Comparison(
         "mismatch" if failing else "pass",
         max_abs_err=_finite_or_none(max_abs),
         max_rel_err=_finite_or_none(max_rel),
@@ -134,13 +178,14 @@ def _compare_few(e: list[float], a: list[float], shape, dtype, rtol, atol, note)
         actual=a[lo : lo + SAMPLES],
         note=note,
     )
+    return _with_bound(c, e[worst], bounds[worst], excess, dtype)
 
 
 #: elements per block of :func:`_compare_finite`: its temporaries stay in the CPU's caches
 BLOCK = 1 << 16
 
 
-def _compare_finite(expected, actual, dtype, rtol, atol, note) -> Comparison | None:
+def _compare_finite(expected, actual, dtype, rtol, atol, note, allowance=None) -> Comparison | None:
     """:func:`compare` of two non-empty arrays of one shape whose elements are all finite
     (the common case); None when one is not (the general path takes it).
 
@@ -150,7 +195,9 @@ def _compare_finite(expected, actual, dtype, rtol, atol, note) -> Comparison | N
     whole arrays, element for element the numbers of the general path.
     """
     e_all, a_all = expected.reshape(-1), actual.reshape(-1)
-    max_abs = max_ulp = 0.0
+    w_all = None if allowance is None else allowance.reshape(-1)
+    max_abs = max_ulp = excess = 0.0
+    worst_bound = 0.0
     max_rel = np.nan
     worst_ulp, worst = -1.0, 0  # over every element, or over the failing ones once one fails
     failing = False
@@ -167,7 +214,12 @@ def _compare_finite(expected, actual, dtype, rtol, atol, note) -> Comparison | N
             max_rel = np.fmax(max_rel, np.fmax.reduce(scratch))
             np.multiply(mag, rtol, out=scratch)
             scratch += atol
-            bad = abs_err > scratch  # beyond atol + rtol * |expected|
+            if w_all is not None:
+                np.fmax(scratch, w_all[lo : lo + BLOCK], out=scratch)
+            bad = abs_err > scratch  # beyond the bound
+            ratio = np.divide(abs_err, scratch, out=mag)  # mag is not needed any more
+            ratio[abs_err == 0] = 0.0
+            excess = max(excess, ratio.max())
             ulp_err = ulp(e, dtype)
             np.divide(abs_err, ulp_err, out=ulp_err)
             i = int(np.argmax(ulp_err))
@@ -179,11 +231,12 @@ def _compare_finite(expected, actual, dtype, rtol, atol, note) -> Comparison | N
             elif failing:
                 continue
             if ulp_err[i] > worst_ulp:  # the first of equal ones stays
-                worst_ulp, worst = ulp_err[i], lo + i
+                worst_ulp, worst, worst_bound = ulp_err[i], lo + i, scratch[i]
     idx = np.unravel_index(worst, expected.shape)
     max_rel = 0.0 if np.isnan(max_rel) else max_rel
     status = "mismatch" if failing else "pass"
-    return _result(status, expected, actual, max_abs, max_rel, max_ulp, idx, note)
+    c = _result(status, expected, actual, max_abs, max_rel, max_ulp, idx, note)
+    return _with_bound(c, e_all[worst], worst_bound, excess, dtype)
 
 
 def _result(status, expected, actual, max_abs, max_rel, max_ulp, idx, note) -> Comparison:

@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -119,10 +119,24 @@ def case_files(case_paths: Iterable[str]) -> tuple[dict[str, str], list[str]]:
     return files, roots
 
 
-def _manifest(frameworks, case_paths, cases_sha, dtypes, device, skip_tags, n) -> dict[str, Any]:
+def _manifest(frameworks, case_paths, cases_sha, dtypes, device, skip_tags, n,
+              criterion="ulp", known=()) -> dict[str, Any]:  # fmt: skip
     return {"frameworks": list(frameworks), "cases": list(case_paths), "cases_digest": cases_sha,
             "dtypes": sorted(dtypes or []), "device": device, "skip_tags": sorted(skip_tags),
-            "instances": n}  # fmt: skip
+            "instances": n, "criterion": criterion, "known_files": list(known)}  # fmt: skip
+
+
+def _known_files(paths: Sequence[str | Path]) -> list[dict[str, str]]:
+    """[{path, sha256}] of the user known-difference files, in the order given (a file
+    that cannot be read gets sha256 null; loading it reports why)."""
+    out = []
+    for p in paths:
+        try:
+            sha: str | None = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+        except OSError:
+            sha = None
+        out.append({"path": str(p), "sha256": sha})
+    return out
 
 
 def _check_resume(parts_dir: Path, manifest: dict[str, Any], out: Path) -> None:
@@ -166,6 +180,8 @@ def run(
     golden_cache: Path | None = None,
     cache: ResultCache | None = None,
     progress_stream: TextIO | None = None,
+    criterion: str = "ulp",
+    known_files: Sequence[str | Path] = (),
 ) -> list[dict[str, Any]]:
     """Run ``frameworks`` over ``cases`` in supervised workers; write ``out``; return its rows.
 
@@ -176,7 +192,10 @@ def run(
     instance) whose key is unchanged are reused, the rest run and are stored, the goldens
     live in its folder (unless ``golden_cache`` names another) and the workers are told its
     compile-cache folder (unless the environment names one); ``cache.reused_rows`` and
-    ``cache.computed_rows`` count the rows of the results file. Raises :class:`RunError`
+    ``cache.computed_rows`` count the rows of the results file. ``criterion`` (``ulp`` or
+    ``tolerance``, :mod:`xentcheck.accuracy`) judges the rows; ``known_files`` are user
+    known-difference files every worker loads; the header names both (each file with its
+    SHA-256) and both are part of the result cache's key. Raises :class:`RunError`
     for a ``resume`` that does not match, :class:`Interrupted` on Ctrl-C (after merging
     what finished into ``out``, and storing it in the cache).
     """
@@ -185,9 +204,11 @@ def run(
     instances = instances_of(cases)
     parts_dir = out.parent / (out.name + ".parts")
     cases_sha = cases_digest(case_paths)
+    known = _known_files(known_files)
     manifest = _manifest(
-        frameworks, case_paths, cases_sha, dtypes, device, skip_tags, len(instances)
-    )
+        frameworks, case_paths, cases_sha, dtypes, device, skip_tags, len(instances),
+        criterion, known,
+    )  # fmt: skip
     if resume:
         _check_resume(parts_dir, manifest, out)
     else:
@@ -200,7 +221,8 @@ def run(
     previous = read_parts(parts_dir)
     reuse = None
     if cache is not None:
-        reuse = cache.lookup(frameworks, instances, dtypes, device, previous.blocks)
+        reuse = cache.lookup(frameworks, instances, dtypes, device, previous.blocks,
+                             judged={"criterion": criterion, "known_files": known})  # fmt: skip
         golden_cache = golden_cache or cache.goldens_dir
     storable = _storable(parts_dir, reuse, resume)
     cache_dir = Path(golden_cache) if golden_cache else parts_dir / "goldens"
@@ -208,6 +230,8 @@ def run(
     args += [a for d in dtypes or [] for a in ("--dtype", d)]
     args += [a for t in skip_tags for a in ("--skip-tag", t)]
     args += ["--device", device] + (["--quiet"] if quiet else [])
+    args += ["--criterion", criterion]
+    args += [a for k in known for a in ("--known", str(Path(k["path"]).resolve()))]
     reused = reuse.blocks if reuse is not None else {}
     todo = {
         fw: [i for i in range(len(instances))
@@ -265,6 +289,7 @@ def run(
     header = _header(
         frameworks, case_paths, cases_sha, parts, sup, skip_tags, timeout, reuse, counts
     )
+    header.update(criterion=criterion, known_files=known)
     tmp = out.with_name(out.name + ".tmp")
     with ResultWriter(tmp) as w:
         w.write(header)
@@ -317,7 +342,8 @@ def _header(frameworks, case_paths, cases_sha, parts: Parts, sup: Supervisor, sk
         info = header["frameworks"].setdefault(name, {})
         stats = [st for (f, _), (_, st) in parts.blocks.items() if f == fw]
         timing = {k: round(sum(st.get(k, 0) for st in stats), 3) for k in
-                  ("api_s", "reference_s", "compile_s", "golden_hits", "golden_misses")}  # fmt: skip
+                  ("api_s", "reference_s", "sensitivity_s", "compile_s", "golden_hits",
+                   "golden_misses")}  # fmt: skip
         reused = sum(f == fw for f, _ in reuse.blocks) if reuse is not None else 0
         info["timing"] = {"worker_wall_s": round(parts.wall_s.get(fw, 0.0), 3), **timing,
                           "instances": len(stats), "cached_instances": reused,

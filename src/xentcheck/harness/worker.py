@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from xentcheck import accuracy
 from xentcheck.adapters import Api, Framework, Output, Unsupported, load_framework
 from xentcheck.dtypes import FLOAT_DTYPES, quantize, saturate
 from xentcheck.harness.calls import make_call
@@ -35,6 +36,7 @@ from xentcheck.harness.compare import Comparison, compare, sample, tolerance_for
 from xentcheck.harness.goldens import GoldenCache, golden_key
 from xentcheck.harness.plan import instances_of, runs_case, select_cases
 from xentcheck.harness.results import ResultWriter, run_header
+from xentcheck.harness.sensitivity import floating_inputs, sensitivity
 from xentcheck.known import Finding, PredicateError, explain, warn_predicate_errors
 from xentcheck.reference import LOSSES, Golden, evaluate, is_probability_target
 
@@ -128,6 +130,76 @@ def compare_expected(expected: Any, actual: Any, tolerance: dict[str, float]) ->
     return c
 
 
+def case_sets_tolerance(dtype: str, tolerance: dict[str, dict[str, float]]) -> bool:
+    """Whether the case states a tolerance for ``dtype`` (or for every dtype, ``*``): its
+    own criterion there, which replaces the ULP criterion (tighter or looser)."""
+    return bool(tolerance.get("*") or tolerance.get(dtype))
+
+
+def judge(
+    instance: Instance, inputs: dict[str, np.ndarray], dtype: str, quantity: str,
+    expected: np.ndarray, actual: np.ndarray, criterion: str, shared: dict[Any, Any],
+    golden: Golden, golden_cache: GoldenCache | None = None,
+) -> tuple[Comparison, dict[str, Any]]:  # fmt: skip
+    """Compare one quantity under ``criterion``; (the comparison, the row's criterion fields).
+
+    ``expected`` is the golden as compared (saturated to the output dtype). ``tolerance``:
+    the case's tolerance over torch.testing's table, as always; a case that states a
+    tolerance for the dtype (or ``*``) is judged by it under ``ulp`` too (criterion
+    ``case``). ``ulp``: the allowance of
+    :mod:`xentcheck.accuracy`, first the cheap rounding bound and, only where an element
+    exceeds it, with the sensitivity D (computed once per instance and dtype, kept in
+    ``shared``). A mismatch is classified ``precision`` when it lies within the allowance
+    of the next lower precision (:data:`~xentcheck.accuracy.LOWER_PRECISION`), else
+    ``wrong``, with the decimal digits lost beyond the allowance.
+    """
+    case = instance.case
+    sizes = [np.size(inputs[n]) for n in floating_inputs(instance.loss, inputs)]
+    biggest = max(floating_inputs(instance.loss, inputs), key=lambda n: np.size(inputs[n]),
+                  default=None)  # fmt: skip
+    last = np.shape(inputs[biggest])[-1] if biggest is not None and np.ndim(inputs[biggest]) else 1
+    terms = accuracy.reduction_terms(sizes, last, int(np.size(expected)))
+
+    def d() -> np.ndarray:
+        if "sensitivity" not in shared:
+            t0 = time.perf_counter()
+            shared["sensitivity"] = sensitivity(instance, inputs, dtype, golden, golden_cache)
+            shared["sensitivity_s"] = shared.get("sensitivity_s", 0.0) + time.perf_counter() - t0
+        return shared["sensitivity"][quantity]
+
+    same_size = np.size(expected) == np.size(actual)
+    rtol, atol = tolerance_for(dtype, case.tolerance)
+    if criterion == "ulp" and case_sets_tolerance(dtype, case.tolerance):
+        criterion = "case"  # the case's own tolerance judges this dtype
+    bounds = (rtol, atol) if criterion in ("tolerance", "case") else (0.0, 0.0)
+    if criterion in ("tolerance", "case"):
+        c = compare(expected, actual, dtype, *bounds)
+    else:
+        cheap = accuracy.rounding_allowance(expected, dtype, terms)
+        c = compare(expected, actual, dtype, *bounds, allowance=cheap)
+        if c.status == "mismatch" and same_size:
+            full = accuracy.allowance(expected, dtype, d().reshape(np.shape(expected)), terms)
+            c = compare(expected, actual, dtype, *bounds, allowance=full)
+    fields: dict[str, Any] = {
+        "criterion": criterion,
+        "allowed_ulp": c.allowed_ulp,
+        "excess": c.excess,
+    }
+    if c.status == "mismatch":
+        lower, bits = accuracy.LOWER_PRECISION[dtype]
+        kind = "wrong"
+        if same_size:
+            bound = accuracy.lower_allowance(
+                expected, dtype, bits, d().reshape(np.shape(expected)), terms
+            )
+            if compare(expected, actual, dtype, *bounds, allowance=bound).status == "pass":
+                kind = "precision"
+        fields.update(accuracy=kind, digits_lost=accuracy.digits_lost(c.excess))
+        if kind == "precision":
+            fields["precision_of"] = lower
+    return c, fields
+
+
 def base_row(instance: Instance, fw: str, api: str, device: str, dtype: str) -> Row:
     case = instance.case
     spec = LOSSES[case.loss]
@@ -165,8 +237,13 @@ def _describe_exception(exc: BaseException) -> str:
 def run_api(
     fw: Framework, api: Api, instance: Instance, inputs: dict[str, np.ndarray], dtype: str, device: str,
     golden: Golden | None, reference_error: str | None, shared: dict[Any, Any] | None = None,
+    *, criterion: str = "ulp", golden_cache: GoldenCache | None = None, known: Iterable[Any] = (),
 ) -> list[Row]:  # fmt: skip
     """Run one API on one instance, dtype and device; return its result rows.
+
+    ``criterion`` (``ulp`` or ``tolerance``) judges each quantity (:func:`judge`);
+    ``golden_cache`` holds the perturbed goldens of the ULP criterion's sensitivity;
+    ``known`` are user entries consulted after the built-in ones.
 
     The API receives :func:`~xentcheck.harness.calls.make_call`'s Call. ``shared``, one
     dict per instance and dtype given to each of its calls, keeps what depends on the
@@ -212,7 +289,7 @@ def run_api(
             f = Finding(fw.name, api.name, instance.loss, row["params"], inputs, dtype, device,
                         row["quantity"], row["status"], expected, actual, exc_text, instance.case.expect_error)  # fmt: skip
             errors: list[PredicateError] = []
-            k = explain(f, errors)
+            k = explain(f, errors, extra=known) if known else explain(f, errors)
             if errors:  # a broken entry: the row says so, and the run warns once per entry
                 row["known_errors"] = [e.as_row() for e in errors]
                 row["message"] = "; ".join(x for x in (row.get("message"), *map(str, errors)) if x)
@@ -244,7 +321,7 @@ def run_api(
         row = {**base, "quantity": "value", **no_comparison("error", exc_text)}
         return [finish(row, golden.value, None)]
     rows = []
-    rtol, atol = tolerance_for(dtype, instance.case.tolerance)
+    rtol, atol = tolerance_for(dtype, instance.case.tolerance)  # today's table, on every row
     quantities = [("value", golden.value, out.value)]
     quantities += [(f"grad:{k}", g, out.grads.get(k)) for k, g in golden.grads.items()]
     for quantity, expected, actual in quantities:
@@ -259,7 +336,9 @@ def run_api(
         if key not in shared:
             shared[key] = saturate(expected, out_dtype)
         actual = np.asarray(actual, dtype=np.float64)
-        c = compare(shared[key], actual, dtype, rtol, atol)
+        c, fields = judge(instance, inputs, dtype, quantity, shared[key], actual, criterion,
+                          shared, golden, golden_cache)  # fmt: skip
+        row.update(fields)
         row.update(status=c.status, max_abs_err=c.max_abs_err, max_rel_err=c.max_rel_err, max_ulp=c.max_ulp,
                    index=c.index, expected=c.expected, actual=c.actual, shape=list(np.shape(expected)))  # fmt: skip
         if c.note or out.note:
@@ -300,6 +379,7 @@ class Stats:
 
     api_s: float = 0.0
     reference_s: float = 0.0
+    sensitivity_s: float = 0.0
     compile_s: float = 0.0
     golden_hits: int = 0
     golden_misses: int = 0
@@ -312,11 +392,14 @@ def run_instance(
     fw: Framework, instance: Instance, dtypes: Iterable[str] | None, devices: Iterable[str],
     golden_cache: GoldenCache | None = None, stats: Stats | None = None,
     on_call: Callable[[str, str, str], None] | None = None,
+    *, criterion: str = "ulp", known: Iterable[Any] = (),
 ) -> list[Row]:  # fmt: skip
     """Every row of one instance: each wanted dtype x device x API of ``fw``.
 
     ``on_call(dtype, device, api)`` is told before each API call (the supervisor names the
-    call in a crash row); ``stats`` accumulates API, reference and compile time.
+    call in a crash row); ``stats`` accumulates API, reference and compile time (the
+    sensitivity's reference time in ``sensitivity_s`` too). ``criterion`` and ``known``
+    as :func:`run_api` takes them.
     """
     apis = fw.apis_for(instance.loss)
     if not apis:
@@ -342,11 +425,14 @@ def run_instance(
             for api in apis:
                 if on_call:
                     on_call(dtype, device, api.name)
-                new = run_api(fw, api, instance, inputs, dtype, device, golden, ref_error, shared)
+                new = run_api(fw, api, instance, inputs, dtype, device, golden, ref_error, shared,
+                              criterion=criterion, golden_cache=golden_cache, known=known)  # fmt: skip
                 if stats is not None and new:
                     stats.api_s += new[0].get("elapsed_s", 0.0)
                     stats.compile_s += new[0].get("compile_s", 0.0)
                 rows.extend(new)
+        if stats is not None:
+            stats.sensitivity_s += shared.get("sensitivity_s", 0.0)
     return rows
 
 
@@ -358,18 +444,23 @@ def run_framework(
     emit: Callable[[Row], None],
     progress: Callable[[int, Instance], None] | None = None,
     golden_cache: GoldenCache | None = None,
+    *,
+    criterion: str = "ulp",
+    known: Iterable[Any] = (),
 ) -> None:
     """Run every instance through every API of ``fw``; ``emit`` each row as it is made.
 
     In-process and unsupervised (the pytest plugin's path); the runner's workers use
-    :func:`run_instance` one instance at a time.
+    :func:`run_instance` one instance at a time. ``criterion`` and ``known`` as
+    :func:`run_api` takes them.
     """
     for n, instance in enumerate(instances):
         if progress:
             progress(n, instance)
         if not runs_case(fw.case_tags, instance.case):
             continue
-        for row in run_instance(fw, instance, dtypes, devices, golden_cache):
+        for row in run_instance(fw, instance, dtypes, devices, golden_cache,
+                                criterion=criterion, known=known):  # fmt: skip
             emit(row)
 
 
@@ -434,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-tag", action="append", default=[])
     p.add_argument("--indices", help="comma-separated instance indices (default all)")
     p.add_argument("--golden-cache", help="folder of the shared golden cache")
+    p.add_argument("--criterion", default="ulp", choices=accuracy.CRITERIA)
+    p.add_argument("--known", action="append", default=[], help="a user known-differences file")
     p.add_argument("--control-fd", type=int)
     p.add_argument("--out", required=True)
     p.add_argument("--quiet", action="store_true")
@@ -447,6 +540,11 @@ def main(argv: list[str] | None = None) -> int:
         [int(i) for i in args.indices.split(",") if i] if args.indices is not None
         else range(len(instances))
     )  # fmt: skip
+    known: list[Any] = []
+    if args.known:  # helper D's loader; imported only when a file is given
+        from xentcheck.known.user import load_known
+
+        known = load_known(args.known)
     fw = load_framework(args.framework)
     fw.setup()
     devices_info = fw.devices()
@@ -483,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
             rows: list[Row] = []
             if runs_case(fw.case_tags, instance.case):
                 rows = run_instance(fw, instance, args.dtype, devices, cache, stats,
-                                    lambda d, dev, api, i=index: control.say("at", i, d, dev, api))  # fmt: skip
+                                    lambda d, dev, api, i=index: control.say("at", i, d, dev, api),
+                                    criterion=args.criterion, known=known)  # fmt: skip
             w.write_all(rows)
             w.write({"kind": "done", "framework": args.framework, "index": index,
                      "instance": instance.name, "stats": stats.as_dict()})  # fmt: skip

@@ -19,7 +19,9 @@ Such a module holds its entries and the predicates that reproduce each documente
 mechanism; what a predicate reads off a finding (its first input and class axis, labels,
 kept positions, rejected labels, where it differs from the reference) is defined once in
 :mod:`xentcheck.known.facts`, and an execution mode's entries are derived from its base
-framework's by :mod:`xentcheck.known.modes`.
+framework's by :mod:`xentcheck.known.modes`. Users declare entries of their own in YAML
+or Python files (``--known FILE``, :mod:`xentcheck.known.user`); :func:`explain` tries
+them after the built-in ones.
 
 A predicate answers True (the entry explains the finding) or False (it does not, including
 when the finding lacks what the predicate reads: no such input, no array to compare). A
@@ -195,6 +197,10 @@ _cache: dict[str, list[Known]] = {}
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+#: modules of this package that hold no framework's entries
+SHARED_MODULES = frozenset({"facts", "modes", "user"})
+
+
 def entries(framework: str) -> list[Known]:
     """The entries for ``framework``: ``xentcheck.known.<framework>.ENTRIES``, a ``-`` in
     the name read as ``_`` (``keras-jax`` -> ``known/keras_jax.py``); empty when there is
@@ -202,20 +208,28 @@ def entries(framework: str) -> list[Known]:
     if framework not in _cache:
         name = framework.replace("-", "_")
         module = f"xentcheck.known.{name}"
-        if _MODULE_NAME.match(name) and importlib.util.find_spec(module) is not None:
+        if (
+            _MODULE_NAME.match(name)
+            and name not in SHARED_MODULES
+            and importlib.util.find_spec(module) is not None
+        ):
             _cache[framework] = list(importlib.import_module(module).ENTRIES)
         else:
             _cache[framework] = []
     return _cache[framework]
 
 
-def explain(f: Finding, errors: list[PredicateError] | None = None) -> Known | None:
-    """The first entry that explains ``f``, or None.
+def explain(
+    f: Finding, errors: list[PredicateError] | None = None, extra: Iterable[Known] = ()
+) -> Known | None:
+    """The first entry that explains ``f``, or None: the built-in entries of its framework
+    first, then ``extra`` (a user's entries, :func:`xentcheck.known.user.load_known`; those
+    of other frameworks are passed over).
 
     A predicate that raises makes this raise :class:`PredicateError`; with an ``errors``
     list it is appended there instead and the search goes on with the next entry.
     """
-    for k in entries(f.framework):
+    for k in (*entries(f.framework), *extra):
         try:
             if k.matches(f):
                 return k

@@ -261,9 +261,10 @@ def _where_nan_gradient(f: Finding) -> bool:
 
 def _binary_mean_over_last_axis(f: Finding) -> bool:
     """Keras' binary losses return ``mean(elementwise, axis=-1)`` per sample: with
-    ``none`` that is the value, with ``sum`` the sum is divided by the last axis' length."""
+    ``none`` that is the value, with ``sum`` the sum is divided by the last axis' length.
+    A last axis of length 1 changes no number, so it explains nothing."""
     x = first_input(f)
-    if x.ndim == 0 or x.shape[-1] == 0 or f.expected is None:
+    if x.ndim == 0 or x.shape[-1] <= 1 or f.expected is None:
         return False
     reduction = _reduction(f)
     e = floats(f.expected)

@@ -1,7 +1,9 @@
 """Rendering results: a self-contained HTML report and a Markdown differences table.
 
 ``build_report(results, output)`` merges one or more results files (one per framework,
-GPU box or framework version) into one page (``page.py``, ``templates/``): the runs
+GPU box or framework version) into one page (``page.py``, ``templates/``). It opens on the
+run's findings (:func:`xentcheck.findings.build`: distinct discrepancies, by severity and
+framework, each with its short script, issue draft and rows); below come the runs
 (frameworks, versions, devices, suite digest), counts by status, a sortable and filterable
 matrix of the worst status and ULP error, pictures of the error distribution and of CPU vs
 GPU, and a drill-down for every discrepancy with its case source, inputs, expected vs
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,26 +67,35 @@ def build_report(
     baselines: list[str] | None = None,
     markdown: str | None = None,
     readme: str | None = None,
+    known: Sequence[Any] = (),
 ) -> None:
     """Write the HTML report for ``results`` to ``output`` (and the Markdown table if asked).
 
-    Several files merge into one page (see :mod:`xentcheck.report.model`); ``baselines``
-    mark each result new, fixed, changed or unchanged against an earlier run. Every file
-    is read and checked first (:func:`~xentcheck.harness.results.read_results`): one that
-    is not a results file raises :class:`~xentcheck.harness.results.ResultsError` before
-    anything is written.
+    Several files merge into one page (see :mod:`xentcheck.report.model`). The page opens
+    on the findings of the merged rows (:func:`xentcheck.findings.build`, with ``known``,
+    the user's known-difference entries, applied to rows not yet explained); ``baselines``
+    mark each finding new, unchanged or fixed, and each result new, fixed, changed or
+    unchanged, against an earlier run. Every file is read and checked first
+    (:func:`~xentcheck.harness.results.read_results`): one that is not a results file
+    raises :class:`~xentcheck.harness.results.ResultsError` before anything is written.
     """
     from xentcheck.report.model import merge
-    from xentcheck.report.page import page_data, render_page
+    from xentcheck.report.page import findings_of, page_data, render_page
     from xentcheck.report.sources import CaseFiles
 
     files = [(str(p), *read_results(p)) for p in results]
     merged = merge(files)
-    base_rows = None
-    if baselines:
-        base_rows = merge([(str(p), *read_results(p)) for p in baselines]).rows
+    base = merge([(str(p), *read_results(p)) for p in baselines]) if baselines else None
     case_files = CaseFiles(merged.headers, [Path(p).resolve().parent for p in results])
-    data = page_data(merged, base_rows, baselines or [], case_files)
+    found, note = findings_of(merged, base, known)
+    data = page_data(
+        merged,
+        base.rows if base is not None else None,
+        baselines or [],
+        case_files,
+        findings=found,
+        findings_note=note,
+    )
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_page(data), encoding="utf-8")
@@ -102,10 +113,14 @@ def _key(r: Row) -> tuple:
 def render_html(headers: list[Row], rows: list[Row], base_rows: list[Row] | None = None) -> str:
     """The HTML page for already-loaded rows (one run; ``base_rows`` an optional baseline)."""
     from xentcheck.report.model import merge
-    from xentcheck.report.page import page_data, render_page
+    from xentcheck.report.page import findings_of, page_data, render_page
 
     merged = merge([("results.jsonl", headers, rows)])
-    return render_page(page_data(merged, base_rows if base_rows else None))
+    base = merge([("baseline.jsonl", [], base_rows)]) if base_rows else None
+    found, note = findings_of(merged, base)
+    return render_page(
+        page_data(merged, base_rows if base_rows else None, findings=found, findings_note=note)
+    )
 
 
 def render_markdown(headers: list[Row], rows: list[Row]) -> str:

@@ -126,11 +126,11 @@ def changes(rows: Sequence[Row], baseline: Sequence[Row]) -> tuple[list[str], in
 
     ``new``: no earlier result with that identity; ``fixed``: it was a discrepancy and is
     not any more; ``changed``: another status (a regression included), or the same
-    status with a worst ULP error that moved by more than a factor of 2 (or appeared or
-    vanished); ``unchanged``.
+    status with a worst ULP error (:func:`shown_ulp`: none where a golden is 0) that moved
+    by more than a factor of 2 (or appeared or vanished); ``unchanged``.
     """
     before: dict[tuple, tuple[str, Any]] = {
-        base_key(r): (r.get("status", ""), r.get("max_ulp")) for r in baseline
+        base_key(r): (r.get("status", ""), shown_ulp(r)) for r in baseline
     }
     out = []
     present = set()
@@ -142,7 +142,7 @@ def changes(rows: Sequence[Row], baseline: Sequence[Row]) -> tuple[list[str], in
             continue
         old, old_ulp = before[k]
         if old == r.get("status"):
-            out.append("changed" if _ulp_moved(old_ulp, r.get("max_ulp")) else "unchanged")
+            out.append("changed" if _ulp_moved(old_ulp, shown_ulp(r)) else "unchanged")
         elif is_bad(old) and not is_bad(r.get("status")):
             out.append("fixed")
         else:
@@ -157,6 +157,30 @@ def _ulp_moved(old: Any, new: Any) -> bool:
         return (a is None) != (b is None)
     lo, hi = sorted((a, b))
     return hi > 2 * lo and hi - lo > 1
+
+
+def shown_ulp(row: Row) -> float | None:
+    """The worst ULP error the report shows for ``row``: ``max_ulp`` (rounded as
+    :func:`short_float`), or None where it is absent or not defined.
+
+    A ULP is the spacing of the dtype's numbers at the golden value. Where the golden is 0
+    that spacing is the smallest subnormal (5e-324 in float64, 1e-45 in float32), so a
+    harmless rounding error of 1e-16 reads as 4e307 ULP. A row keeps no golden per
+    element, but such an element shows in it: its relative error is infinite, so
+    ``max_rel_err`` is null while ``max_abs_err`` is a positive number. There the ULP is
+    not defined: the page shows a dash and the absolute error stands for it.
+    """
+    ulp = short_float(row.get("max_ulp"))
+    if ulp is None or not zero_golden(row):
+        return ulp
+    return None
+
+
+def zero_golden(row: Row) -> bool:
+    """Whether ``row`` has an element whose golden is 0 and whose actual is not (see
+    :func:`shown_ulp`)."""
+    abs_err = short_float(row.get("max_abs_err"))
+    return row.get("max_rel_err") is None and abs_err is not None and abs_err > 0
 
 
 def short_float(x: Any) -> float | None:

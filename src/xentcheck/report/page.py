@@ -5,6 +5,11 @@ with value tables; drill-down details only for rows that are not a plain pass; e
 file's text once). :func:`render_page` embeds it in ``templates/report.html`` as
 ``<script type="application/json">`` with ``<``, ``>``, ``&``, U+2028 and U+2029 escaped, so
 no case text or framework message can close the script element or run as markup.
+
+The page opens on the run's findings (:func:`findings_of`, from
+:func:`xentcheck.findings.build`): :func:`findings_data` keeps each finding's text fields and
+turns its ``row_keys`` into positions of the page's rows, so a finding links into the
+matrix, the results list and the drill-down.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import json
 import math
 import re
 import sys
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
@@ -32,7 +38,9 @@ from xentcheck.report.model import (
     Merged,
     changes,
     short_float,
+    shown_ulp,
     status_counts,
+    zero_golden,
 )
 
 Row = dict[str, Any]
@@ -171,6 +179,70 @@ def _repro(rows: list[Row], headers: list[Row]) -> tuple[dict[str, Any] | None, 
     }, ""
 
 
+def findings_of(
+    merged: Merged, baseline: Merged | None = None, known: Sequence[Any] = ()
+) -> tuple[list[Row] | None, str]:
+    """The findings of ``merged`` (against ``baseline``, with the user's ``known`` entries)
+    and a note: ``(None, why)`` when they could not be computed, so the page says so and
+    still shows the rows."""
+    try:
+        from xentcheck.findings import build
+    except ImportError:
+        return None, "the findings package is not installed"
+    base = (baseline.headers, baseline.rows) if baseline is not None else None
+    try:
+        return list(build(merged.rows, merged.headers, baseline=base, known=tuple(known))), ""
+    except Exception as exc:  # the rows are still worth a page
+        print(f"xentcheck: warning: findings left out: {exc}", file=sys.stderr)
+        return None, f"computing them failed: {type(exc).__name__}: {exc}"
+
+
+#: a finding's fields the page carries as they are (see ``xentcheck.findings.build``)
+FINDING_TEXT = ("id", "kind", "summary", "framework", "loss", "quantity", "known", "explanation",
+                "link", "status", "repro", "repro_note", "draft")  # fmt: skip
+FINDING_LISTS = ("apis", "dtypes", "devices", "cases")
+#: what a finding's ``row_keys`` entry names, in order (the framework is the finding's)
+ROW_KEY = ("case", "instance", "api", "device", "dtype", "quantity")
+#: the worst row's fields shown when that row is not among the page's rows
+WORST_FIELDS = ("case", "instance", "api", "device", "dtype", "quantity", "status",
+                "max_abs_err", "max_ulp")  # fmt: skip
+
+
+def _text(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def findings_data(findings: Sequence[Row], rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """What the page needs of each finding: its fields as text (``severity`` and ``rows``
+    as numbers), ``r`` the positions in ``rows`` of its ``row_keys`` (every variant of
+    each; a key no row has, a fixed finding's say, is left out and counted in ``gone``),
+    ``w`` the position of its worst row (-1 when absent, with ``worst`` a few of its
+    fields)."""
+    where: dict[tuple, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        where[(str(r.get("framework", "")), *(str(r.get(k, "")) for k in ROW_KEY))].append(i)
+    out = []
+    for f in findings:
+        fw = str(f.get("framework", ""))
+        pos: list[int] = []
+        gone = 0
+        for key in f.get("row_keys") or []:
+            hit = where.get((fw, *map(str, key)))
+            pos += hit or []
+            gone += not hit
+        worst = f.get("worst") if isinstance(f.get("worst"), dict) else {}
+        w = where.get((fw, *(str(worst.get(k, "")) for k in ROW_KEY))) if worst else None
+        d: dict[str, Any] = {k: _text(f.get(k)) for k in FINDING_TEXT}
+        d.update({k: [str(x) for x in f.get(k) or []] for k in FINDING_LISTS})
+        d["severity"] = int(f.get("severity") or 0)
+        d["rows"] = int(f.get("rows") or 0)
+        d.update(r=sorted(set(pos)), gone=gone, w=w[0] if w else -1)
+        if not w and worst:
+            d["worst"] = _finite({k: worst.get(k) for k in WORST_FIELDS})
+        out.append(d)
+    return out
+
+
 def page_data(
     merged: Merged,
     baseline_rows: Sequence[Row] | None = None,
@@ -178,14 +250,21 @@ def page_data(
     case_files: sources.CaseFiles | None = None,
     with_inputs: bool = True,
     with_repro: bool = True,
+    findings: Sequence[Row] | None = None,
+    findings_note: str = "",
 ) -> dict[str, Any]:
-    """The JSON the page draws from (see the module docstring)."""
+    """The JSON the page draws from (see the module docstring).
+
+    ``findings`` (from :func:`findings_of`) head the page; None (with ``findings_note``
+    saying why) when there are none to show. ULP errors are :func:`~xentcheck.report.model.shown_ulp`'s:
+    none where a golden is 0 (``cols.z`` lists those rows).
+    """
     rows, headers = merged.rows, merged.headers
     cols = {
         n: Column()
         for n in ("loss", "case", "inst", "fw", "api", "dev", "dtype", "qty", "status", "variant")
     }
-    ulp, abs_, rel, det, run = [], [], [], [], []
+    ulp, abs_, rel, det, run, zero = [], [], [], [], [], []
     change_col = Column() if baseline_rows is not None else None
     change_of, gone = changes(rows, baseline_rows) if baseline_rows is not None else ([], 0)
     tags: dict[str, int] = {}
@@ -240,14 +319,18 @@ def page_data(
         run.append(merged.run_of[i])
         if change_col is not None:
             change_col.add(change_of[i])
-        ulp.append(short_float(get("max_ulp")))
+        ulp.append(shown_ulp(r))
+        if zero_golden(r):
+            zero.append(i)
         abs_.append(short_float(get("max_abs_err")))
         rel.append(short_float(get("max_rel_err")))
         if status in DETAILED or status not in SEVERITY:
             d: dict[str, Any] = {}
             for key, name in (("expected", "ex"), ("actual", "ac"), ("index", "i"), ("shape", "sh"),
                               ("message", "m"), ("out_dtype", "od"), ("rtol", "rt"), ("atol", "at"),
-                              ("behaviour", "b"), ("unexplained_status", "us")):  # fmt: skip
+                              ("behaviour", "b"), ("unexplained_status", "us"),
+                              ("criterion", "cr"), ("allowed_ulp", "al"), ("excess", "xs"),
+                              ("accuracy", "acc"), ("digits_lost", "dl")):  # fmt: skip
                 v = get(key)
                 if v not in (None, "", []):
                     d[name] = v
@@ -308,7 +391,10 @@ def page_data(
             "abs": abs_,
             "rel": rel,
             "det": det,
+            "z": zero,
         },
+        "findings": findings_data(findings, rows) if findings is not None else None,
+        "findingsNote": findings_note,
         "caseInfo": case_info,
         "tags": list(tags),
         "params": params,

@@ -3,8 +3,8 @@
     python -m xentcheck.report.screenshot reports/results-*.jsonl -o docs/report.png
 
 Builds the report into a temporary folder (or takes ``--html`` of an existing one), opens
-it, sets the matrix to the given view, opens the first mismatch's drill-down when
-``--drill`` is given, and saves a PNG of the top of the page.
+it, opens the first mismatch's drill-down when ``--drill`` is given, and saves a PNG of
+the top of the page: the findings list the report opens on.
 """
 
 from __future__ import annotations

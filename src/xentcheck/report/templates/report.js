@@ -75,6 +75,10 @@
     if (C[name]) { V[name] = C[name].v; K[name] = Int32Array.from(C[name].c); }
   }
   const ULP = C.ulp, ABS = C.abs, REL = C.rel, DET = Int32Array.from(C.det);
+  // rows whose golden is 0 where the result is not: their ULP error is not defined (null)
+  const ZERO = new Uint8Array(N);
+  for (const i of C.z || []) ZERO[i] = 1;
+  const ZERO_NOTE = "ULP error not defined: the golden is 0 where the result is not (a ULP at 0 is the smallest subnormal); the absolute error stands for it";
   const statusSev = V.status.map((s) => { const i = SEV.indexOf(s); return i < 0 ? SEV.length : i; });
   const ROWSEV = new Uint8Array(N);
   for (let i = 0; i < N; i++) ROWSEV[i] = statusSev[K.status[i]];
@@ -86,7 +90,7 @@
     status: new Set(V.status.map((_, c) => c)),
     fw: new Set(), dtype: new Set(V.dtype.map((_, c) => c)), dev: new Set(V.dev.map((_, c) => c)),
     change: V.change ? new Set(V.change.map((_, c) => c)) : null,
-    loss: -1, tag: -1, text: "", cell: null,
+    loss: -1, tag: -1, text: "", cell: null, finding: -1,
     rowMode: "case", colMode: "framework", rowSort: "name", colSort: null,
     sort: "status", asc: true, page: 0, open: -1, showAll: new Set(),
   };
@@ -95,6 +99,16 @@
   FWKEYS.sort((a, b) => a.label.localeCompare(b.label));
   for (const f of FWKEYS) S.fw.add(f.k);
 
+  // ---------- findings ----------
+  const F = D.findings || [];
+  const KINDS = [...new Set(F.map((f) => f.kind))].sort((a, b) => Math.min(...F.filter((f) => f.kind === a).map((f) => f.severity)) - Math.min(...F.filter((f) => f.kind === b).map((f) => f.severity)) || a.localeCompare(b));
+  const F_FWS = [...new Set(F.map((f) => f.framework))].sort();
+  const F_STATUS = ["new", "unchanged", "fixed"];
+  const FS = { kind: new Set(KINDS), fw: new Set(F_FWS), expl: new Set(["unexplained", "known"]), status: new Set(F_STATUS), text: "" };
+  const explOf = (f) => (f.known ? "known" : "unexplained");
+  // the finding each row belongs to (-1: none), and each finding's rows as a lookup
+  const ROWFINDING = new Int32Array(N).fill(-1);
+  F.forEach((f, fi) => { for (const r of f.r) if (ROWFINDING[r] < 0) ROWFINDING[r] = fi; });
   // ---------- filtering ----------
   let SEL = new Int32Array(0);
   function textMatches(q) {
@@ -119,9 +133,12 @@
     const caseOk = Uint8Array.from(V.case, (_, c) => (S.tag < 0 || ((caseInfo[c] || {}).t || []).includes(S.tag) ? 1 : 0));
     const q = S.text.trim().toLowerCase();
     const tm = q ? textMatches(q) : null;
+    let inFinding = null;
+    if (S.finding >= 0) { inFinding = new Uint8Array(N); for (const r of F[S.finding].r) inFinding[r] = 1; }
     const out = new Int32Array(N);
     let n = 0;
     for (let i = 0; i < N; i++) {
+      if (inFinding && !inFinding[i]) continue;
       if (!st[K.status[i]] || !dt[K.dtype[i]] || !dv[K.dev[i]] || !caseOk[K.case[i]]) continue;
       if (S.loss >= 0 && K.loss[i] !== S.loss) continue;
       if (!S.fw.has(K.fw[i] * 4096 + K.variant[i])) continue;
@@ -136,6 +153,28 @@
   function renderSummary() {
     const h = document.getElementById("summary");
     h.append(el("p", { cls: "muted small", text: "Generated " + D.generated + " by xentcheck " + D.version + " from " + D.files.join(", ") + "." }));
+    const line = el("div", { id: "headline", "aria-label": "findings by kind" });
+    if (!D.findings) {
+      line.append(el("span", { text: "Findings not available" + (D.findingsNote ? " (" + D.findingsNote + ")" : "") + ": " + fmtInt(N) + " results, by status below." }));
+      h.append(line);
+      return;
+    }
+    const current = F.filter((f) => f.status !== "fixed");
+    const covered = current.reduce((n, f) => n + f.r.length, 0);
+    line.append(el("b", { text: fmtInt(current.length) + (current.length === 1 ? " finding" : " findings") + (current.length ? ":" : "") }));
+    for (const k of KINDS) {
+      const n = current.filter((f) => f.kind === k).length;
+      if (n) line.append(el("button", { cls: "count badge k k-" + k, type: "button", "data-kind": k, title: "show only " + k + " findings", onclick: () => { FS.kind = new Set([k]); renderFindingFilters(); renderFindings(); } }, k, el("b", { text: fmtInt(n) })));
+    }
+    const unexplained = current.filter((f) => !f.known).length;
+    line.append(el("button", { cls: "linkish", type: "button", id: "headline-unexplained", onclick: () => { FS.expl = new Set(["unexplained"]); renderFindingFilters(); renderFindings(); } }, fmtInt(unexplained) + " unexplained"));
+    line.append(el("span", { cls: "muted", text: "· covering " + fmtInt(covered) + " of " + fmtInt(N) + " results" }));
+    const fixed = F.length - current.length;
+    if (D.baseline) line.append(el("span", { cls: "muted", text: "· against the baseline: " + fmtInt(current.filter((f) => f.status === "new").length) + " new, " + fmtInt(fixed) + " fixed" }));
+    h.append(line);
+  }
+  function renderRuns() {
+    const h = document.getElementById("runs");
     const counts = el("div", { cls: "counts", "aria-label": "counts by status" });
     counts.append(el("span", { text: fmtInt(N) + " results:" }));
     for (const s of SEV) {
@@ -187,15 +226,16 @@
   }
 
   // ---------- filter bar ----------
-  function chipGroup(label, items, set, name) {
+  function chipGroup(label, items, set, name, changed) {
+    const done = changed || (() => refresh(true));
     const g = el("div", { cls: "facet", role: "group", "aria-label": label, "data-facet": name });
     g.append(el("span", { text: label }));
     for (const it of items) {
       const b = el("button", { cls: "chip", type: "button", "aria-pressed": String(set.has(it.k)), "data-value": it.label, title: "click: toggle; double-click: only this" });
       if (it.dot) b.append(el("span", { cls: "dot " + it.dot }));
       b.append(it.label);
-      b.addEventListener("click", () => { if (set.has(it.k)) set.delete(it.k); else set.add(it.k); refresh(true); });
-      b.addEventListener("dblclick", () => { set.clear(); set.add(it.k); refresh(true); });
+      b.addEventListener("click", () => { if (set.has(it.k)) set.delete(it.k); else set.add(it.k); done(); });
+      b.addEventListener("dblclick", () => { set.clear(); set.add(it.k); done(); });
       g.append(b);
     }
     return g;
@@ -221,6 +261,7 @@
     text.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => { S.text = text.value; refresh(false); }, 200); });
     f.append(el("div", { cls: "facet" }, loss, tag, text,
       el("button", { cls: "btn", type: "button", text: "reset", onclick: () => { resetState(); refresh(true); } })));
+    if (S.finding >= 0) f.append(el("span", { cls: "pin", id: "f-finding" }, "finding: " + F[S.finding].summary + " ", el("button", { cls: "btn", type: "button", text: "×", "aria-label": "clear finding", onclick: () => { S.finding = -1; refresh(true); } })));
     if (S.cell) f.append(el("span", { cls: "pin", id: "f-cell" }, "cell: " + S.cell.label + " ", el("button", { cls: "btn", type: "button", text: "×", "aria-label": "clear cell", onclick: () => { S.cell = null; refresh(true); } })));
     f.append(el("span", { id: "shown" }));
   }
@@ -230,7 +271,7 @@
     S.dtype = new Set(V.dtype.map((_, c) => c));
     S.dev = new Set(V.dev.map((_, c) => c));
     if (S.change) S.change = new Set(V.change.map((_, c) => c));
-    S.loss = -1; S.tag = -1; S.text = ""; S.cell = null;
+    S.loss = -1; S.tag = -1; S.text = ""; S.cell = null; S.finding = -1;
   }
 
   // ---------- matrix ----------
@@ -272,11 +313,12 @@
       let R = G.rows.get(rk);
       if (!R) { R = new Map(); G.rows.set(rk, R); }
       let cell = R.get(ck);
-      if (!cell) { cell = { w: 99, u: null, n: 0, b: 0, st: {} }; R.set(ck, cell); }
+      if (!cell) { cell = { w: 99, u: null, n: 0, b: 0, st: {}, z: 0, za: null, zw: false }; R.set(ck, cell); }
       const sv_ = ROWSEV[i];
       const u = ULP[i];
-      if (sv_ < cell.w) { cell.w = sv_; cell.u = u; } // the ULP shown is that of the worst status
-      else if (sv_ === cell.w && u !== null && (cell.u === null || u > cell.u)) cell.u = u;
+      if (sv_ < cell.w) { cell.w = sv_; cell.u = u; cell.zw = !!ZERO[i]; } // the ULP shown is that of the worst status
+      else if (sv_ === cell.w) { if (u !== null && (cell.u === null || u > cell.u)) cell.u = u; if (ZERO[i]) cell.zw = true; }
+      if (ZERO[i]) { cell.z++; if (ABS[i] !== null && (cell.za === null || ABS[i] > cell.za)) cell.za = ABS[i]; }
       if (u !== null && (cell.ua === null || cell.ua === undefined || u > cell.ua)) cell.ua = u;
       cell.n++;
       const s = V.status[K.status[i]];
@@ -358,8 +400,9 @@
           const tip = rowLabel(rk) + "\n" + col.top + (col.api ? " " + col.api : "") + " · " + col.dev + " · " + col.dtype + "\nworst: " + w +
             "\n" + Object.entries(c.st).sort((a, b) => SEV.indexOf(a[0]) - SEV.indexOf(b[0])).map(([s, n]) => s + " " + n).join(", ") +
             (c.u !== null ? "\nlargest ULP error of the " + w + " results: " + fmt(c.u) : "") +
-            (c.ua !== null && c.ua !== undefined && c.ua !== c.u ? "\nlargest ULP error of all: " + fmt(c.ua) : "");
-          tr.append(el("td", { cls: "c st-" + w, title: tip, "data-status": w, text: fmtUlp(c.u),
+            (c.ua !== null && c.ua !== undefined && c.ua !== c.u ? "\nlargest ULP error of all: " + fmt(c.ua) : "") +
+            (c.z ? "\n" + c.z + " with a golden of 0 (ULP not defined): largest abs error " + fmt(c.za) : "");
+          tr.append(el("td", { cls: "c st-" + w, title: tip, "data-status": w, text: c.u !== null ? fmtUlp(c.u) : c.zw ? "–" : "",
             onclick: () => {
               S.cell = { rm: S.rowMode, cm: S.colMode, r: rk, c: ck, label: rowLabel(rk) + " · " + col.top + (col.api ? " " + col.api : "") + " · " + col.dev + " · " + col.dtype };
               S.page = 0; S.open = -1; renderFilters(); renderList(); updateShown();
@@ -382,7 +425,7 @@
     const host = document.getElementById("charts");
     host.replaceChildren();
     host.append(el("h3", { text: "ULP error per framework and dtype" }),
-      el("p", { cls: "muted small", text: "How many filtered results have their largest error in each ULP range (units in the last place of the dtype under test), stacked by status. Results without a number (raised, non-finite) are left out." }));
+      el("p", { cls: "muted small", text: "How many filtered results have their largest error in each ULP range (units in the last place of the dtype under test), stacked by status. Results without a number (raised, non-finite, or a golden of 0 where a ULP is not defined) are left out." }));
     const statusesShown = SEV.filter((s) => D.counts[s]);
     const legend = el("div", { cls: "legend" });
     for (const s of statusesShown) legend.append(el("span", null, el("span", { cls: "badge st-" + s, text: s })));
@@ -517,7 +560,7 @@
         else if (k === "fw") tr.append(el("td", { text: fwLabel(i) }));
         else if (k === "api") tr.append(el("td", { cls: "api mono", text: V.api[K.api[i]] }));
         else if (k === "inst") tr.append(el("td", { cls: "inst", text: V.inst[K.inst[i]] }));
-        else if (k === "ulp") tr.append(el("td", { cls: "n", text: fmt(ULP[i]) }));
+        else if (k === "ulp") tr.append(el("td", { cls: "n", text: fmt(ULP[i]), title: ZERO[i] ? ZERO_NOTE : null }));
         else if (k === "abs") tr.append(el("td", { cls: "n", text: fmt(ABS[i]) }));
         else if (k === "rel") tr.append(el("td", { cls: "n", text: fmt(REL[i]) }));
         else tr.append(el("td", { text: V[k][K[k][i]] }));
@@ -531,6 +574,139 @@
     t.append(tb);
     host.append(t);
     if (rows.length > PAGE) host.append(pager());
+  }
+
+  // ---------- findings list ----------
+  const ACCURACY = {
+    precision: "precision: the right formula, fewer correct digits than the dtype allows",
+    wrong: "wrong: not the value the formula gives, at any precision",
+  };
+  let preIds = 0;
+  // a heading with a copy button, and the text in a <pre> the button copies (aria-controls names it)
+  function scriptBlock(title, text, cls, id) {
+    const pre = el("pre", { cls: cls, id: "pre-" + ++preIds, text: text });
+    const note = el("span", { cls: "toast", "aria-live": "polite" });
+    const head = el("div", { cls: "script-head" }, title ? el("h4", { text: title }) : null,
+      el("button", { cls: "btn copy", type: "button", id: id || null, "aria-controls": pre.id, text: "copy", onclick: (e) => { e.stopPropagation(); copyText(pre.textContent, note); } }), note);
+    return el("div", { cls: "script-block" }, head, pre);
+  }
+  function findingMatches(f, q) {
+    if (!FS.kind.has(f.kind) || !FS.fw.has(f.framework) || !FS.expl.has(explOf(f))) return false;
+    if (D.baseline && !FS.status.has(f.status)) return false;
+    if (!q) return true;
+    return [f.summary, f.id, f.loss, f.quantity, f.known || "", f.explanation || "", ...f.apis, ...f.cases].join(" ").toLowerCase().includes(q);
+  }
+  function renderFindingFilters() {
+    const host = document.getElementById("findings-filters");
+    host.replaceChildren();
+    if (!D.findings) return;
+    const again = () => { renderFindingFilters(); renderFindings(); };
+    host.append(chipGroup("kind", KINDS.map((k) => ({ k: k, label: k, dot: "k-" + k })), FS.kind, "f-kind", again));
+    host.append(chipGroup("framework", F_FWS.map((k) => ({ k: k, label: k })), FS.fw, "f-framework", again));
+    host.append(chipGroup("explained", ["unexplained", "known"].map((k) => ({ k: k, label: k })), FS.expl, "f-known", again));
+    if (D.baseline) host.append(chipGroup("baseline", F_STATUS.map((k) => ({ k: k, label: k, dot: "ch-" + k })), FS.status, "f-status", again));
+    const text = el("input", { type: "search", id: "f-findings-text", placeholder: "search summary, API, case…", "aria-label": "search findings", value: FS.text });
+    let timer = 0;
+    text.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => { FS.text = text.value; renderFindings(); }, 200); });
+    host.append(el("div", { cls: "facet" }, text, el("button", { cls: "btn", type: "button", text: "reset", onclick: () => {
+      FS.kind = new Set(KINDS); FS.fw = new Set(F_FWS); FS.expl = new Set(["unexplained", "known"]); FS.status = new Set(F_STATUS); FS.text = ""; again(); } })),
+    el("span", { id: "findings-shown", cls: "small muted" }));
+  }
+  function renderFindings() {
+    const host = document.getElementById("findings");
+    host.replaceChildren();
+    if (!D.findings) {
+      host.append(el("p", { cls: "muted", id: "findings-note", text: "No findings to show" + (D.findingsNote ? ": " + D.findingsNote : "") + ". The results are below." }));
+      return;
+    }
+    const q = FS.text.trim().toLowerCase();
+    const shown = [];
+    F.forEach((f, fi) => { if (findingMatches(f, q)) shown.push(fi); });
+    const s = document.getElementById("findings-shown");
+    if (s) s.textContent = fmtInt(shown.length) + " of " + fmtInt(F.length) + " findings match";
+    if (!F.length) { host.append(el("p", { cls: "muted", id: "findings-note", text: "No findings: every result passed or is unsupported." })); return; }
+    if (!shown.length) { host.append(el("p", { cls: "muted", text: "No finding matches the filters." })); return; }
+    // grouped by framework; groups ordered by their most severe finding, findings by severity
+    const groups = new Map();
+    for (const fi of shown) { const fw = F[fi].framework; if (!groups.has(fw)) groups.set(fw, []); groups.get(fw).push(fi); }
+    const order = [...groups.keys()].sort((a, b) => F[groups.get(a)[0]].severity - F[groups.get(b)[0]].severity || a.localeCompare(b));
+    for (const fw of order) {
+      const list = groups.get(fw).sort((a, b) => F[a].severity - F[b].severity || a - b);
+      const g = el("section", { cls: "fgroup", "data-framework": fw });
+      g.append(el("h3", { text: fw + " (" + list.length + (list.length === 1 ? " finding)" : " findings)") }));
+      for (const fi of list) g.append(findingItem(fi));
+      host.append(g);
+    }
+  }
+  function findingItem(fi) {
+    const f = F[fi];
+    const item = el("details", { cls: "finding", id: "finding-" + fi, "data-index": String(fi), "data-kind": f.kind, "data-status": f.status || "", "data-known": explOf(f) });
+    const meta = [fmtInt(f.rows) + (f.rows === 1 ? " result" : " results"), f.dtypes.join(", ")].filter(Boolean).join(" · ");
+    item.append(el("summary", null, el("span", { cls: "badge k k-" + f.kind, text: f.kind }), el("span", { cls: "f-summary", text: f.summary }),
+      f.known ? el("code", { cls: "f-meta", text: f.known }) : el("span", { cls: "f-meta unexplained", text: "unexplained" }),
+      D.baseline && f.status ? badge(f.status, "ch-") : null, el("span", { cls: "f-meta", text: meta })));
+    item.addEventListener("toggle", () => { if (item.open && !item.querySelector(".f-body")) item.append(findingBody(fi)); });
+    return item;
+  }
+  function rowLine(i) {
+    return [V.inst[K.inst[i]], V.api[K.api[i]], V.dev[K.dev[i]], V.dtype[K.dtype[i]], V.qty[K.qty[i]]].join(" · ");
+  }
+  function findingBody(fi) {
+    const f = F[fi];
+    const box = el("div", { cls: "f-body" });
+    const dl = el("dl");
+    const add = (k, v) => { if (v !== null && v !== undefined && v !== "" && !(Array.isArray(v) && !v.length)) dl.append(el("dt", { text: k }), el("dd", null, v instanceof Node ? v : Array.isArray(v) ? v.join(", ") : String(v))); };
+    add("framework", f.framework);
+    add("APIs", el("code", { text: f.apis.join(", ") }));
+    add("loss", f.loss);
+    add("quantity", f.quantity);
+    add("dtypes", f.dtypes);
+    add("devices", f.devices);
+    add("cases", f.cases.length > 12 ? f.cases.slice(0, 12).join(", ") + ", … " + (f.cases.length - 12) + " more" : f.cases);
+    add("results", fmtInt(f.rows) + (f.gone ? " (" + fmtInt(f.gone) + " not in this run)" : ""));
+    add("explanation", f.known ? el("span", null, el("code", { text: f.known }), ": " + (f.explanation || "") + " ", f.link ? link(f.link, "source") : null) : el("span", { cls: "unexplained", text: "unexplained: no known entry covers it" }));
+    if (D.baseline) add("baseline", f.status);
+    add("id", el("code", { text: f.id }));
+    if (f.w >= 0) add("worst", el("button", { cls: "linkish worst", type: "button", text: rowLine(f.w) + " — max abs " + fmt(ABS[f.w]) + ", max ULP " + (ZERO[f.w] ? "–" : fmt(ULP[f.w])), onclick: () => showRow(f.w, fi) }));
+    else if (f.worst) add("worst", [f.worst.instance, f.worst.api, f.worst.device, f.worst.dtype, f.worst.quantity, f.worst.status].join(" · "));
+    box.append(dl);
+    if (f.repro) box.append(scriptBlock("Reproduction script", f.repro, "finding-script"));
+    else box.append(el("h4", { text: "Reproduction script" }), el("p", { cls: "muted script-missing", text: "no script" + (f.repro_note ? ": " + f.repro_note : "") }));
+    if (f.draft) box.append(scriptBlock("Issue draft (Markdown)", f.draft, "finding-draft"));
+    box.append(el("h4", { text: "Results (" + fmtInt(f.r.length) + ")" }));
+    if (f.r.length) {
+      const t = el("table", { cls: "f-rows" });
+      t.append(el("tr", null, ...["status", "API", "case / instance", "device", "dtype", "quantity", "max ULP", "max abs"].map((x) => el("th", { text: x }))));
+      const LIMIT = 20;
+      for (const i of f.r.slice(0, LIMIT)) {
+        const tr = el("tr", { cls: "fr", "data-row": String(i), tabindex: "0", title: "open this result's drill-down below" },
+          el("td", null, badge(V.status[K.status[i]])), el("td", { cls: "mono", text: V.api[K.api[i]] }), el("td", { text: V.inst[K.inst[i]] }),
+          el("td", { text: V.dev[K.dev[i]] }), el("td", { text: V.dtype[K.dtype[i]] }), el("td", { text: V.qty[K.qty[i]] }),
+          el("td", { cls: "n", text: fmt(ULP[i]), title: ZERO[i] ? ZERO_NOTE : null }), el("td", { cls: "n", text: fmt(ABS[i]) }));
+        tr.addEventListener("click", () => showRow(i, fi));
+        tr.addEventListener("keydown", (e) => { if (e.key === "Enter") showRow(i, fi); });
+        t.append(tr);
+      }
+      box.append(t);
+      box.append(el("button", { cls: "btn show-rows", type: "button", text: (f.r.length > LIMIT ? "all " + fmtInt(f.r.length) + " results" : "these results") + " in the matrix and list below",
+        onclick: () => { resetState(); S.finding = fi; refresh(true); document.getElementById("matrix-section").scrollIntoView(); } }));
+    } else box.append(el("p", { cls: "muted", text: f.status === "fixed" ? "It no longer shows in this run (fixed since the baseline)." : "None of its results is in this page." }));
+    return box;
+  }
+  // the results list filtered to finding fi, with row i's drill-down open
+  function showRow(i, fi) {
+    resetState();
+    S.finding = fi;
+    refresh(true);
+    const p = sortedRows().indexOf(i);
+    if (p >= 0) { S.page = Math.floor(p / PAGE); S.open = i; renderList(); }
+    (document.getElementById("drill") || document.getElementById("results")).scrollIntoView({ block: "start" });
+  }
+  function openFinding(fi) {
+    FS.kind = new Set(KINDS); FS.fw = new Set(F_FWS); FS.expl = new Set(["unexplained", "known"]); FS.status = new Set(F_STATUS); FS.text = "";
+    renderFindingFilters(); renderFindings();
+    const item = document.getElementById("finding-" + fi);
+    if (item) { item.open = true; if (!item.querySelector(".f-body")) item.append(findingBody(fi)); item.scrollIntoView({ block: "start" }); }
   }
 
   // ---------- drill-down ----------
@@ -603,6 +779,9 @@
     const devName = (fwInfo.devices || {})[V.dev[K.dev[i]]];
     box.append(el("h3", null, badge(st), " ", V.inst[K.inst[i]]));
     if (ci.d) box.append(el("p", { cls: "desc", text: ci.d }));
+    const fi = ROWFINDING[i];
+    if (fi >= 0) box.append(el("div", { cls: "why", id: "drill-finding" }, el("b", { text: "Finding " }), el("span", { cls: "badge k k-" + F[fi].kind, text: F[fi].kind }), " ",
+      el("button", { cls: "linkish", type: "button", text: F[fi].summary, onclick: () => openFinding(fi) })));
     const kn = det && det.k >= 0 ? D.known[det.k] : null;
     if (kn) box.append(el("div", { cls: "why" }, el("b", { text: "Documented difference " }), el("code", { text: kn.id }), ": " + kn.x + " ", link(kn.u, "source"),
       det.us ? el("span", { cls: "muted", text: " (would otherwise be " + det.us + ")" }) : null));
@@ -618,7 +797,9 @@
     add("params", el("code", { text: JSON.stringify(D.params[K.inst[i]] || {}) }));
     add("tags", (ci.t || []).map((t) => D.tags[t]).join(", "));
     if (ci.x) add("expect_error", "yes: the right behaviour is to reject the input");
-    add("errors", "max abs " + fmt(ABS[i]) + " · max rel " + fmt(REL[i]) + " · max ULP " + fmt(ULP[i]) + (det && det.rt !== undefined && det.rt !== null ? " · tolerance rtol " + fmt(det.rt) + ", atol " + fmt(det.at) : ""));
+    add("errors", "max abs " + fmt(ABS[i]) + " · max rel " + fmt(REL[i]) + " · max ULP " + (ZERO[i] ? "– (" + ZERO_NOTE + ")" : fmt(ULP[i])) + (det && det.rt !== undefined && det.rt !== null ? " · tolerance rtol " + fmt(det.rt) + ", atol " + fmt(det.at) : ""));
+    if (det && (det.al !== undefined || det.xs !== undefined)) add("criterion", (det.cr || "") + (det.al !== undefined ? " · allowed " + fmt(det.al) + " ULP at the worst element" : "") + (det.xs !== undefined ? " · error / allowance " + fmt(det.xs) + (det.xs > 1 ? " (fails)" : "") : ""));
+    if (det && det.acc) add("accuracy", (ACCURACY[det.acc] || det.acc) + (typeof det.dl === "number" ? " — " + fmt(det.dl) + " decimal digits lost" : ""));
     if (det) { add("message", det.m); add("behaviour", det.b); }
     if (S.change) add("baseline", V.change[K.change[i]]);
     add("run", [run.file, run.time, run.host].filter(Boolean).join(" · "));
@@ -644,13 +825,19 @@
     right.append(el("h4", { text: "Case source" }), sourceBlock(ci));
     box.append(el("div", { cls: "cols2" }, left, right));
     const script = det ? reproText(DET[i]) : null;
-    const head = el("div", { cls: "script-head" }, el("h4", { text: "Reproduction script" }));
-    box.append(head);
-    if (script) {
-      const note = el("span", { cls: "toast", "aria-live": "polite" });
-      head.append(el("button", { cls: "btn", type: "button", id: "copy-script", text: "copy", onclick: (e) => { e.stopPropagation(); copyText(script, note); } }), note);
-      box.append(el("pre", { cls: "script", text: script }));
-    } else box.append(el("p", { cls: "muted script-missing", text: det ? "reproduction script not available" + (D.reproNote ? " (" + D.reproNote + ")" : "") : "no reproduction script for a passing result" }));
+    const short = fi >= 0 ? F[fi].repro : null;
+    if (short) {
+      box.append(scriptBlock("Reproduction script (the finding's)", short, "script", "copy-script"));
+      if (script) {
+        const more = el("details", { cls: "full-script" }, el("summary", { text: "Full verifying script of this result (" + fmtInt(script.split("\n").length) + " lines: the adapter code xentcheck ran, copied in)" }));
+        more.append(scriptBlock("", script, "script-full", "copy-full-script"));
+        box.append(more);
+      }
+    } else if (script) box.append(scriptBlock("Reproduction script", script, "script", "copy-script"));
+    else {
+      box.append(el("div", { cls: "script-head" }, el("h4", { text: "Reproduction script" })));
+      box.append(el("p", { cls: "muted script-missing", text: det ? "reproduction script not available" + (D.reproNote ? " (" + D.reproNote + ")" : "") : "no reproduction script for a passing result" }));
+    }
     box.addEventListener("click", (e) => e.stopPropagation());
     return box;
   }
@@ -670,6 +857,9 @@
     renderList();
   }
   renderSummary();
+  renderFindingFilters();
+  renderFindings();
+  renderRuns();
   renderMatrixControls();
   refresh(true);
   document.documentElement.setAttribute("data-ready", "1");

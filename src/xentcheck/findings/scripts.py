@@ -1,0 +1,108 @@
+"""Writing the findings' scripts, framework by framework.
+
+A script is written from the framework's adapter (its ``snippet``), so the adapter must
+load. Keras picks its backend once per process: the frameworks that cannot share a
+process with the others (:data:`xentcheck.adapters.OWN_PROCESS`) have their scripts
+written by a child interpreter each (``python -m xentcheck.findings.scripts JOBS OUT``),
+the others here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from xentcheck.findings.instances import CaseSources, rebuild
+
+Row = dict[str, Any]
+#: (script or None, note or None) of one job
+Written = tuple[str | None, str | None]
+
+
+def write_here(
+    framework: str, jobs: Sequence[tuple[Row, str]], headers: Sequence[Row]
+) -> list[Written]:
+    """The scripts of ``jobs`` (example row, title) of ``framework``, written in this process."""
+    from xentcheck.adapters import load_framework
+    from xentcheck.findings.repro import script
+
+    try:
+        fw = load_framework(framework)
+    except Exception as exc:  # not installed here, or a custom adapter's module
+        note = f"the {framework} adapter does not load here ({type(exc).__name__}: {exc})"
+        return [(None, note)] * len(jobs)
+    if fw.snippet is None:
+        note = f"the {framework} adapter writes no snippets (a custom adapter): `xentcheck report` has the long script"
+        return [(None, note)] * len(jobs)
+    fw.setup()
+    sources = CaseSources(headers)
+    out: list[Written] = []
+    for row, title in jobs:
+        rebuilt = rebuild(sources, row)
+        if isinstance(rebuilt, str):
+            out.append((None, rebuilt))
+            continue
+        try:
+            out.append((script(fw, row, rebuilt, title), None))
+        except Exception as exc:  # an API with no declaration, a golden missing ...
+            out.append(
+                (
+                    None,
+                    f"no script for {row.get('api')} at {row.get('instance')}: {type(exc).__name__}: {exc}",
+                )
+            )
+    return out
+
+
+def write_in_child(
+    framework: str, jobs: Sequence[tuple[Row, str]], headers: Sequence[Row]
+) -> list[Written]:
+    """:func:`write_here` in a child interpreter of its own."""
+    keep = [{k: h.get(k) for k in ("case_files", "cases_root", "frameworks")} for h in headers]
+    with tempfile.TemporaryDirectory(prefix="xentcheck-scripts-") as tmp:
+        src, dst = Path(tmp) / "jobs.json", Path(tmp) / "out.json"
+        src.write_text(
+            json.dumps({"framework": framework, "headers": keep, "jobs": jobs}), encoding="utf-8"
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "xentcheck.findings.scripts", str(src), str(dst)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0 or not dst.is_file():
+            tail = " ".join(done.stderr.strip().splitlines()[-1:])
+            return [(None, f"writing the {framework} scripts failed: {tail}")] * len(jobs)
+        return [tuple(x) for x in json.loads(dst.read_text(encoding="utf-8"))]  # type: ignore[misc]
+
+
+def write_all(
+    jobs: Mapping[str, Sequence[tuple[Row, str]]], headers: Sequence[Row]
+) -> dict[str, list[Written]]:
+    """The scripts of every framework's jobs: framework -> one (script, note) per job."""
+    from xentcheck.adapters import OWN_PROCESS
+
+    out = {}
+    for framework in sorted(jobs, key=lambda fw: fw in OWN_PROCESS):
+        write = write_in_child if framework in OWN_PROCESS else write_here
+        out[framework] = write(framework, jobs[framework], headers)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m xentcheck.findings.scripts JOBS OUT``: write one framework's scripts."""
+    src, dst = argv if argv is not None else sys.argv[1:]
+    spec = json.loads(Path(src).read_text(encoding="utf-8"))
+    jobs = [(row, title) for row, title in spec["jobs"]]
+    Path(dst).write_text(
+        json.dumps(write_here(spec["framework"], jobs, spec["headers"])), encoding="utf-8"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
