@@ -98,3 +98,18 @@ def test_bad_results_file_is_one_line_and_exit_2(tmp_path, capsys):
     good = _results(tmp_path / "r.jsonl", [_row("myfw.a", "c/1")])
     code, _, err = _run(capsys, good, "--baseline", str(bad))
     assert code == 2 and err.startswith(f"xentcheck: error: {bad}:2: ")
+
+
+def test_output_writes_the_file_stdout_would_hold(tmp_path, capsys):
+    results = _results(tmp_path / "r.jsonl", [_row("myfw.a", "c/1")])
+    _, shown, _ = _run(capsys, results, "--format", "md")
+    code, out, err = _run(capsys, results, "--format", "md", "-o", str(tmp_path / "f" / "x.md"))
+    assert code == 0 and out == "" and "1 findings written to" in err
+    assert (tmp_path / "f" / "x.md").read_text() == shown
+
+
+def test_output_naming_a_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    results = _results(tmp_path / "r.jsonl", [_row("myfw.a", "c/1")])
+    code, out, err = _run(capsys, results, "-o", str(tmp_path))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "names a folder" in err

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from xentcheck.findings import build
-from xentcheck.findings.command import load
 from xentcheck.findings.verify import verify
 from xentcheck.harness.cases import shipped_suite
+from xentcheck.harness.results import read_runs as load
 
 #: shipped case files whose findings cover several kinds under either criterion: wrong or
 #: imprecise numbers, NaN/Inf patterns, error behaviour, documented differences, and

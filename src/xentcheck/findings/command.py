@@ -9,16 +9,14 @@ file that cannot be used: one line ``file:line: reason (fix)``, nothing else wri
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from xentcheck.findings.render import FORMATS
 from xentcheck.harness.errors import CaseError
-from xentcheck.harness.results import read_results
-
-Row = dict[str, Any]
+from xentcheck.harness.results import read_runs
 
 
 def add_parser(subparsers: Any) -> None:
@@ -53,29 +51,13 @@ def add_parser(subparsers: Any) -> None:
         help="your own documented differences, YAML or Python (repeatable; docs/known.md)",
     )
     p.add_argument(
+        "-o", "--output", metavar="FILE", help="write the findings to FILE instead of stdout"
+    )
+    p.add_argument(
         "--verify",
         action="store_true",
         help="run every finding's script with xentcheck hidden and say whether it reproduces",
     )
-
-
-def load(paths: Iterable[str | Path]) -> tuple[list[Row], list[Row]]:
-    """Headers and rows of results files, each checked (:class:`ResultsError` for a bad
-    one); the reference's own rows, which every run repeats, kept once."""
-    headers: list[Row] = []
-    rows: list[Row] = []
-    seen: set[tuple[str, ...]] = set()
-    for p in paths:
-        h, r = read_results(p)
-        headers += h
-        for row in r:
-            if row.get("framework") == "reference":
-                key = tuple(str(row.get(k)) for k in ("instance", "dtype", "quantity"))
-                if key in seen:
-                    continue
-                seen.add(key)
-            rows.append(row)
-    return headers, rows
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         known = load_known(args.known or [])
-        headers, rows = load(args.results)
-        baseline = load(args.baseline) if args.baseline else None
+        if args.output:
+            check_output(args.output)
+        headers, rows = read_runs(args.results)
+        baseline = read_runs(args.baseline) if args.baseline else None
     except (CaseError, KnownFileError) as exc:
         print(f"xentcheck: error: {exc}", file=sys.stderr)
         return 2
@@ -112,5 +96,23 @@ def run(args: argparse.Namespace) -> int:
             f"their finding ({len(verdicts) - len(done)} findings have none)",
             file=sys.stderr,
         )
-    sys.stdout.write(findings.render(found, args.format))
+    text = findings.render(found, args.format)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"xentcheck: {len(found)} findings written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return status
+
+
+def check_output(path: str) -> None:
+    """Raise :class:`CaseError` unless ``path`` names a file that can be written."""
+    p = Path(path)
+    if p.is_dir():
+        raise CaseError(path, None, "-o names a folder (name a file in it)")
+    parent = p.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise CaseError(path, None, f"-o: cannot write in {parent} (choose a writable folder)")

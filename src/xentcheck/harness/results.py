@@ -215,3 +215,24 @@ def _check_kinds(
         )  # fmt: skip
         why = f"{key} is {show(obj[key])}, not {kind}"
     raise ResultsError(path, n, f"not a xentcheck {what}: {why} ({_FIX})")
+
+
+def read_runs(paths: Iterable[str | Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(headers, rows)`` of several results files (one per framework, GPU box or
+    version), each checked by :func:`read_results`. Every run checks the reference's
+    ``expected`` values, so per-framework files each hold the same reference rows: those
+    are kept once."""
+    headers: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for p in paths:
+        h, r = read_results(p)
+        headers += h
+        for row in r:
+            if row.get("framework") == "reference":
+                key = tuple(row.get(k) for k in ("instance", "api", "device", "dtype", "quantity"))
+                if key in seen:
+                    continue
+                seen.add(key)
+            rows.append(row)
+    return headers, rows

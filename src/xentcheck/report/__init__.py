@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from xentcheck.harness.results import read_results
+from xentcheck.harness.results import read_results, read_runs
 from xentcheck.report.model import SEVERITY as _SEVERITY
 
 Row = dict[str, Any]
@@ -37,22 +37,9 @@ README_END = "<!-- END GENERATED -->"
 
 
 def load(paths: Iterable[str | Path]) -> tuple[list[Row], list[Row]]:
-    """Headers and rows of several results files.
-
-    Every run checks the reference's ``expected`` values, so per-framework files each
-    hold the same reference rows: those are kept once.
-    """
-    headers, rows, seen = [], [], set()
-    for p in paths:
-        h, r = read_results(p)
-        headers += h
-        for row in r:
-            if row.get("framework") == "reference":
-                if _key(row) in seen:
-                    continue
-                seen.add(_key(row))
-            rows.append(row)
-    return headers, rows
+    """Headers and rows of several results files (:func:`~xentcheck.harness.results.read_runs`:
+    each checked, the reference rows every run repeats kept once)."""
+    return read_runs(paths)
 
 
 def worst(statuses: Iterable[str]) -> str:
@@ -104,10 +91,6 @@ def build_report(
         Path(markdown).write_text(table, encoding="utf-8")
     if readme:
         update_readme(Path(readme), table)
-
-
-def _key(r: Row) -> tuple:
-    return (r["instance"], r["framework"], r["api"], r["device"], r["dtype"], r["quantity"])
 
 
 def render_html(headers: list[Row], rows: list[Row], base_rows: list[Row] | None = None) -> str:
