@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from xentcheck import accuracy
 from xentcheck.dtypes import quantize, ulp
@@ -55,3 +56,60 @@ def test_the_reduction_terms_count_a_reduced_value_and_the_class_axis():
     assert accuracy.reduction_terms([4 * 10, 4], 10, 1) == 40  # a mean over [4, 10]
     assert accuracy.reduction_terms([4 * 10], 10, 40) == 10  # softmax over the class axis
     assert accuracy.reduction_terms([], 1, 1) == 1
+
+
+def _instance(case_text: str, tmp_path):
+    from xentcheck.harness.cases import expand, load_cases
+
+    (tmp_path / "c.yaml").write_text(case_text)
+    (case,) = load_cases([str(tmp_path / "c.yaml")])
+    return next(iter(expand(case)))
+
+
+ROW_OF_EQUAL_HUGE_LOGITS = """
+cases:
+  - id: equal
+    loss: softmax_cross_entropy
+    inputs: {logits: [[1.0e+30, 1.0e+30, 1.0e+30], [0.0, -20.0, 3.0]], target: [1, 0]}
+    params: {reduction: none}
+"""
+
+
+def test_shift_invariant_rows_move_relative_to_their_maximum(tmp_path):
+    """Equal logits of 1e30 have loss log 3 exactly; no rounding of a correct kernel moves
+    it, so D is 0 there (optax's unshifted normalizer returns 0 and must not pass); the
+    ordinary row's D is nonzero."""
+    from xentcheck.harness.sensitivity import sensitivity
+    from xentcheck.reference import evaluate
+
+    inst = _instance(ROW_OF_EQUAL_HUGE_LOGITS, tmp_path)
+    inputs = {k: np.asarray(v) for k, v in inst.inputs().items()}
+    golden = evaluate(inst.loss, inputs, inst.params)
+    d = sensitivity(inst, inputs, "float32", golden)
+    assert d["value"][0] == 0.0 and d["value"][1] > 0.0
+    # its gradient moves only with the cotangent's rounding: u of itself
+    g0 = np.abs(golden.grads["logits"][0])
+    assert np.all(d["grad:logits"][0] <= 2 * accuracy.unit_roundoff("float32") * g0)
+
+
+def test_d_is_stored_in_the_golden_cache_and_reused(tmp_path, monkeypatch):
+    from xentcheck.harness import sensitivity as s
+    from xentcheck.harness.goldens import GoldenCache
+    from xentcheck.reference import evaluate
+
+    inst = _instance(ROW_OF_EQUAL_HUGE_LOGITS, tmp_path)
+    inputs = {k: np.asarray(v) for k, v in inst.inputs().items()}
+    golden = evaluate(inst.loss, inputs, inst.params)
+    cache = GoldenCache(tmp_path / "goldens")
+    first = s.sensitivity(inst, inputs, "float32", golden, cache)
+    assert len(list((tmp_path / "goldens").rglob("*.npz"))) == 1  # D alone, no perturbed goldens
+
+    def computed_again(*args):
+        raise AssertionError("D was computed again instead of read from the cache")
+
+    monkeypatch.setattr(s, "_sensitivity", computed_again)
+    again = s.sensitivity(inst, inputs, "float32", golden, cache)
+    assert again.keys() == first.keys()
+    assert all(np.array_equal(again[q], first[q]) for q in first)
+    with pytest.raises(AssertionError, match="computed again"):
+        s.sensitivity(inst, inputs, "float16", golden, cache)  # another dtype, another D

@@ -37,30 +37,35 @@ framework's backward pass rounds its products with ``c`` as it rounds everything
 for an output of more than one element the gradients are also measured with ``c * (1 +
 h * s)`` for seeded random signs ``s`` (:func:`xentcheck.reference._cotangent.scaled`).
 That is what moves the gradient of softmax, ``p * (c - sum(c * p))``, where ``c`` and the
-sum cancel. These evaluations bypass the golden cache (their inputs are the golden's).
+sum cancel.
 
 The softmax family (:data:`ROW_AXIS`) computes each row by shift-invariant steps: ``x -
 max(x)`` is exact to a relative ``u`` of the difference, and what follows (exp, sum, log)
 works on the shifted logits. So its logits are perturbed in shifted coordinates only,
 ``m + (x - m)(1 + h s)`` with ``m`` the row's largest finite logit (all-plus, aligned
-with the gradient, and seeded random signs), never by the patterns above: a logit far below the maximum moves by ``u`` of its distance to it, the
-maximum itself not at all. Neither componentwise (``x (1 + h s)``) nor normwise (every logit moved
-by ``u * max|x|``): both would excuse any answer for a row of equal logits of 1e30, whose
-loss, ``log C``, a correct kernel gets exactly.
+with the gradient, and seeded random signs), never by the patterns above: a logit far
+below the maximum moves by ``u`` of its distance to it, the maximum not at all. Neither
+componentwise (``x (1 + h s)``) nor normwise (every logit moved by ``u * max|x|``): both
+would excuse any answer for a row of equal logits of 1e30, whose loss, ``log C``, a
+correct kernel gets exactly.
 
 A perturbation the reference rejects (a probability pushed past 1) is retried with only
-the ``float`` inputs (logits) perturbed, and skipped when that is rejected too. The
-perturbed goldens go through :func:`xentcheck.harness.worker.golden_for`, so with the
-run's golden cache every framework after the first finds them there.
+the ``float`` inputs (logits) perturbed, and skipped when that is rejected too. With the
+run's golden cache, D itself is stored there (not the perturbed goldens, which at a
+language-model vocabulary would take gigabytes), so every framework after the first
+finds it.
 """
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from xentcheck.accuracy import unit_roundoff
+from xentcheck.harness.goldens import golden_key
 from xentcheck.reference import LOSSES, Golden, evaluate, is_probability_target
 from xentcheck.reference._cotangent import scaled
 
@@ -128,9 +133,36 @@ def sensitivity(
 ) -> dict[str, np.ndarray]:
     """quantity (``value``, ``grad:<input>``) -> D, an array of the golden's shape.
 
-    ``instance`` and ``cache`` as :func:`~xentcheck.harness.worker.golden_for` takes
-    them; ``inputs`` are the dtype-rounded inputs the golden was computed from.
+    ``instance`` as :func:`~xentcheck.harness.worker.golden_for` takes it; ``inputs``
+    are the dtype-rounded inputs the golden was computed from. With the run's golden
+    ``cache`` (:class:`~xentcheck.harness.goldens.GoldenCache`) D itself is looked up and
+    stored there, one entry the size of a golden, under a key of the inputs, the dtype and
+    this module's source: the perturbed goldens are not kept (at a language-model
+    vocabulary they would be gigabytes).
     """
+    if cache is None:
+        return _sensitivity(instance, inputs, dtype, golden)
+    key = golden_key(
+        instance.loss, {**instance.params, "__sensitivity__": [dtype, _DIGEST]}, inputs
+    )
+    found = cache.get(key)
+    if found is not None and found[0] is not None:
+        stored = found[0]
+        return {"value": stored.value, **{f"grad:{k}": g for k, g in stored.grads.items()}}
+    d = _sensitivity(instance, inputs, dtype, golden)
+    grads = {q[5:]: v for q, v in d.items() if q.startswith("grad:")}
+    cache.put(key, Golden(d["value"], grads), None)
+    return d
+
+
+#: the digest of this module's source: a changed estimate does not reuse stored ones
+_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+def _sensitivity(
+    instance: Any, inputs: dict[str, np.ndarray], dtype: str, golden: Golden
+) -> dict[str, np.ndarray]:
+    """:func:`sensitivity` computed, every perturbed golden evaluated afresh."""
     from xentcheck.harness.worker import golden_for  # the worker imports this module
 
     u = unit_roundoff(dtype)
@@ -156,7 +188,7 @@ def sensitivity(
                 if name != first:  # a 0 or +-1 target or weight multiplies exactly
                     step = np.where(np.abs(x) == 1.0, 0.0, step)
                 moved[name] = x * (1.0 + step)
-            other, _ = golden_for(instance, moved, cache)
+            other, _ = golden_for(instance, moved)
             if other is not None:
                 break
         else:
@@ -176,7 +208,7 @@ def sensitivity(
         for signs in (np.ones(x.shape), aligned, rng.choice([-1.0, 1.0], size=x.shape)):
             shifted = top + (x - top) * (1.0 + h * signs)
             moved = {**inputs, first: np.where(finite, shifted, x)}
-            other, _ = golden_for(instance, moved, cache)
+            other, _ = golden_for(instance, moved)
             if other is not None:
                 _fold(d, quantities, other, u / h)
     if np.size(golden.value) > 1 and golden.grads:  # the backward pass rounds against it too
