@@ -122,8 +122,10 @@ def lower_allowance(
     """:func:`allowance` of a computation carrying ``bits`` significand bits.
 
     The ULP is that of ``bits`` without an exponent range (a tiny result is not excused by
-    a lower format's underflow: this asks about digits, not range), and ``D``, measured at
-    ``dtype``'s unit roundoff, is scaled to ``2**-bits`` (first order).
+    a lower format's underflow: this asks about digits, not range), except below
+    ``dtype``'s smallest normal number, where anything within it passes (a subnormal
+    flushed to zero); ``D``, measured at ``dtype``'s unit roundoff, is scaled to
+    ``2**-bits`` (first order).
     """
     e = np.abs(np.asarray(expected, dtype=np.float64))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -132,6 +134,10 @@ def lower_allowance(
     scale = lower_u / unit_roundoff(dtype)
     a = (ROUNDING_ULP + math.log2(max(1, terms))) * binade * 2.0 * lower_u
     a = np.maximum(a, float_ulp(e, dtype))  # never stricter than the row's own ULP
+    # a subnormal result flushed to zero (or read as zero: FTZ/DAZ, XLA's CPU default) is
+    # digits lost, not a wrong formula: below the smallest normal, anything within it
+    smallest_normal = 2.0 ** FLOAT_FORMATS[dtype][1]
+    a = np.where(e < smallest_normal, np.maximum(a, smallest_normal), a)
     if sensitivity is not None:
         a = a + BACKWARD_FACTOR * scale * np.nan_to_num(np.asarray(sensitivity, dtype=np.float64))
     return a

@@ -200,3 +200,14 @@ def test_summary_reads_like_a_bug_title():
         "torch.nn.functional.cross_entropy: the gradient wrt logits is wrong by up to 1.7e5 ULP "
         "(relative error 0.001) in float32 on shape [2, 262144]"
     )
+
+
+def test_summary_names_a_flushed_value_and_a_flushed_subnormal():
+    flushed = row(expected=[4e-18, 1.0], actual=[0.0, 1.0], ulp=1e20)
+    (f,) = findings([flushed])
+    assert "the value is 0 where the reference is 4e-18 (flushed) in float32" in f["summary"]
+    subnormal = row(expected=[3.7e-44, 1.0], actual=[0.0, 1.0], accuracy="precision",
+                    digits_lost=0.7)  # fmt: skip
+    (g,) = findings([subnormal])
+    assert g["kind"] == "precision"
+    assert "is 0 where the reference is 3.7e-44, a subnormal (flushed to zero)" in g["summary"]

@@ -113,3 +113,15 @@ def test_d_is_stored_in_the_golden_cache_and_reused(tmp_path, monkeypatch):
     assert all(np.array_equal(again[q], first[q]) for q in first)
     with pytest.raises(AssertionError, match="computed again"):
         s.sensitivity(inst, inputs, "float16", golden, cache)  # another dtype, another D
+
+
+def test_a_flushed_subnormal_is_precision_and_a_flushed_normal_is_not():
+    """FTZ (XLA's CPU default) turns float32 results below 2**-126 into 0: digits lost,
+    within the lower precision's allowance; a normal 4e-18 returned as 0 is not."""
+    e = np.array([3.7e-44, 1.0e-39, 4e-18])
+    low = accuracy.lower_allowance(e, "float32", accuracy.LOWER_PRECISION["float32"][1], None)
+    flushed = compare(e, np.zeros(3), "float32", 0, 0, allowance=low)
+    assert flushed.status == "mismatch" and flushed.index == [2]  # only the normal one fails
+    assert compare(e[:2], np.zeros(2), "float32", 0, 0, allowance=low[:2]).status == "pass"
+    strict = accuracy.rounding_allowance(e[:2], "float32")
+    assert compare(e[:2], np.zeros(2), "float32", 0, 0, allowance=strict).status == "mismatch"

@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from xentcheck.floats import FLOAT_FORMATS
+
 Row = Mapping[str, Any]
 
 
@@ -57,6 +59,12 @@ def _reason(message: str) -> str:
     return inside.split(": ", 1)[-1] if ": " in inside else inside
 
 
+def smallest_normal(row: Row) -> float:
+    """The smallest normal number of the row's dtype (0 for an unknown dtype)."""
+    fmt = FLOAT_FORMATS.get(str(row.get("dtype")))
+    return 2.0 ** fmt[1] if fmt else 0.0
+
+
 def worst_element(row: Row) -> tuple[float, float] | None:
     """(expected, actual) at a compared row's worst element, from its samples (which start
     one element before it); None when the row holds no such pair."""
@@ -99,6 +107,12 @@ def summary(finding: Mapping[str, Any]) -> str:
         rel_text = f" (relative error {number(rel)})" if rel is not None else ""
         return f"{api}: {q} is wrong by up to {number(worst.get('max_ulp'))} ULP{rel_text} {where}"
     if kind == "precision":
+        pair = worst_element(worst)
+        if pair is not None and pair[1] == 0.0 and 0.0 < abs(pair[0]) < smallest_normal(worst):
+            return (
+                f"{api}: {q} is 0 where the reference is {number(pair[0])}, a subnormal "
+                f"(flushed to zero) {where}"
+            )
         lost = worst.get("digits_lost")
         lost_text = (
             f"loses {number(lost)} decimal digits" if lost is not None else "loses precision"
