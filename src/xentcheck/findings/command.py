@@ -58,6 +58,13 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="run every finding's script with xentcheck hidden and say whether it reproduces",
     )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="with --verify: scripts run at a time (default: the CPUs)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     from xentcheck import findings
     from xentcheck.known.user import KnownFileError, load_known
 
+    if args.jobs < 1:
+        print("xentcheck: error: --jobs must be at least 1", file=sys.stderr)
+        return 2
     try:
         known = load_known(args.known or [])
         if args.output:
@@ -80,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         from xentcheck.findings.verify import verify
 
         live = [f for f in found if f["status"] != "fixed"]
-        verdicts = {v.id: v for v in verify(live)}
+        verdicts = {v.id: v for v in verify(live, jobs=args.jobs)}
         for f in live:
             v = verdicts[f["id"]]
             f["verified"] = v.reproduced

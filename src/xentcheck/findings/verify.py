@@ -7,6 +7,7 @@ It reproduces when it exits 0.
 
 from __future__ import annotations
 
+import concurrent.futures
 import subprocess
 import sys
 import tempfile
@@ -51,13 +52,17 @@ def run_script(text: str, timeout: float = 300.0, python: str = sys.executable) 
     return done.returncode, (done.stdout + done.stderr)[-2000:]
 
 
-def verify(findings: Sequence[Mapping[str, Any]], timeout: float = 300.0) -> list[Verdict]:
-    """Run every finding's script (one after the other) and say whether it reproduces."""
-    out = []
-    for f in findings:
+def verify(
+    findings: Sequence[Mapping[str, Any]], timeout: float = 300.0, jobs: int = 1
+) -> list[Verdict]:
+    """Run every finding's script (``jobs`` at a time, each in its own interpreter) and
+    say whether it reproduces; the verdicts in the findings' order."""
+
+    def one(f: Mapping[str, Any]) -> Verdict:
         if not f.get("repro"):
-            out.append(Verdict(str(f["id"]), None, None, str(f.get("repro_note") or "no script")))
-            continue
+            return Verdict(str(f["id"]), None, None, str(f.get("repro_note") or "no script"))
         code, text = run_script(str(f["repro"]), timeout)
-        out.append(Verdict(str(f["id"]), code == 0, code, text))
-    return out
+        return Verdict(str(f["id"]), code == 0, code, text)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(one, findings))
