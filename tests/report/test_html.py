@@ -6,15 +6,14 @@ Skips when Chromium or playwright is missing, unless XENTCHECK_REQUIRE_BROWSER=1
 """
 
 import json
-import os
 import time
 
 import pytest
 
 from tests.report import synthetic as syn
+from tests.report.chromium import chromium
 from xentcheck.harness.results import read_results
 from xentcheck.report import build_report
-from xentcheck.report.browser import BrowserMissing, session
 from xentcheck.report.model import merge
 from xentcheck.report.page import page_data, render_page
 
@@ -48,14 +47,7 @@ def report(tmp_path):
 
 def test_page_escapes_filters_and_drills_down(report):
     assert XSS not in report.read_text()
-    try:
-        ctx = session()
-        s = ctx.__enter__()
-    except BrowserMissing as exc:
-        if os.environ.get("XENTCHECK_REQUIRE_BROWSER") == "1":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
-    try:
+    with chromium() as s:
         s.page.goto(report.as_uri())
         s.page.wait_for_selector("html[data-ready='1']")
         assert s.page.evaluate("window.__xss === undefined")
@@ -69,8 +61,6 @@ def test_page_escapes_filters_and_drills_down(report):
         assert XSS in drill.inner_text()
         assert drill.locator("script").count() == 0
         assert s.errors == [] and s.blocked == []
-    finally:
-        ctx.__exit__(None, None, None)
 
 
 # ---------- the findings list (interface 5): drawn from finding dicts, no framework runs ----------
@@ -82,15 +72,8 @@ DRAFT_XSS = '## <img src=x onerror="window.__xss = 2">\n\n```python\n' + SCRIPT_
 @pytest.fixture(scope="module")
 def browser():
     """One headless Chromium for the findings tests (skips without one, as above)."""
-    try:
-        ctx = session()
-        s = ctx.__enter__()
-    except BrowserMissing as exc:
-        if os.environ.get("XENTCHECK_REQUIRE_BROWSER") == "1":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
-    yield s
-    ctx.__exit__(None, None, None)
+    with chromium() as s:
+        yield s
 
 
 def _findings_page(tmp_path):

@@ -14,7 +14,6 @@ XENTCHECK_REQUIRE_BROWSER=1 (CI).
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections import Counter
@@ -23,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.report import synthetic as syn
+from tests.report.chromium import chromium
 from xentcheck.report import build_report
-from xentcheck.report.browser import BrowserMissing, session
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 100_000
@@ -83,14 +82,7 @@ def _shown(page) -> tuple[int, int]:
 
 def test_page_of_100k_results_loads_and_filters_smoothly(big):
     rows, _, page_path, _ = big
-    try:
-        ctx = session()
-        s = ctx.__enter__()
-    except BrowserMissing as exc:
-        if os.environ.get("XENTCHECK_REQUIRE_BROWSER") == "1":
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
-    try:
+    with chromium() as s:
         t0 = time.perf_counter()
         s.page.goto(page_path.as_uri(), timeout=120_000)
         s.page.wait_for_selector("html[data-ready='1']", timeout=120_000)
@@ -125,5 +117,3 @@ def test_page_of_100k_results_loads_and_filters_smoothly(big):
         assert load_s < MAX_LOAD_S
         assert filter_s < MAX_FILTER_S
         assert drill_s < MAX_FILTER_S
-    finally:
-        ctx.__exit__(None, None, None)
