@@ -50,6 +50,9 @@ NEEDS_NO_FRAMEWORK = {
     "tests/test_cli.py::test_broken_case_file_exits_2_without_traceback",
     "tests/test_cli.py::test_bad_adapter_spec_and_bad_timeout_are_one_line_errors",
     "tests/test_cli.py::test_run_checks_out_before_reading_cases",
+    "tests/test_cli.py::test_fail_on_new_needs_a_baseline",
+    "tests/test_cli.py::test_a_bad_known_file_stops_run_and_report_before_any_work",
+    "tests/test_cli.py::test_a_bad_baseline_stops_run_before_any_work",
 }
 
 

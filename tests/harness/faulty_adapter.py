@@ -23,7 +23,8 @@ from xentcheck.adapters.base import Api, Call, Framework, Output
 def _sigmoid(call: Call) -> Output:
     x = np.asarray(call.inputs["x"], dtype=np.float64)
     y = 1.0 / (1.0 + np.exp(-x))
-    grads = {"x": call.cotangent * y * (1.0 - y)} if "x" in call.grad_inputs else {}
+    y_minus = 1.0 / (1.0 + np.exp(x))  # 1 - y without its cancellation
+    grads = {"x": call.cotangent * y * y_minus} if "x" in call.grad_inputs else {}
     return Output(value=y, grads=grads, out_dtype=call.dtype)
 
 
