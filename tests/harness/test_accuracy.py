@@ -125,3 +125,29 @@ def test_a_flushed_subnormal_is_precision_and_a_flushed_normal_is_not():
     assert compare(e[:2], np.zeros(2), "float32", 0, 0, allowance=low[:2]).status == "pass"
     strict = accuracy.rounding_allowance(e[:2], "float32")
     assert compare(e[:2], np.zeros(2), "float32", 0, 0, allowance=strict).status == "mismatch"
+
+
+def test_float64_sensitivity_is_measured_not_lost_below_float64_resolution(tmp_path):
+    """At float64 a relative step of u = 2**-53 rounds away (1 + 2**-53 == 1): D must be
+    measured at a coarser step and scaled, or every float64 D would be 0. Here the BCE
+    target gradient (log(1 - p) - log p) / 6 is 0 at p = 0.5, and a kernel that takes the two
+    logs differently is off by about u: D sees it."""
+    from xentcheck.harness.sensitivity import sensitivity
+    from xentcheck.reference import evaluate
+
+    inst = _instance(HALF_PROBABILITIES, tmp_path)
+    inputs = {k: np.asarray(v, dtype=np.float64) for k, v in inst.inputs().items()}
+    golden = evaluate(inst.loss, inputs, inst.params)
+    d = sensitivity(inst, inputs, "float64", golden)
+    u = accuracy.unit_roundoff("float64")
+    assert d["value"] > 0.1 * u
+    assert np.all(d["grad:target"] > 0.01 * u) and np.all(d["grad:target"] < 100 * u)
+
+
+HALF_PROBABILITIES = """
+cases:
+  - id: half
+    loss: binary_cross_entropy
+    inputs: {probs: [[0.5, 0.5, 0.5], [0.5, 0.25, 0.5]], target: [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]]}
+    params: {reduction: mean}
+"""

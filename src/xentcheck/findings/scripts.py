@@ -1,10 +1,11 @@
 """Writing the findings' scripts, framework by framework.
 
 A script is written from the framework's adapter (its ``snippet``), so the adapter must
-load. Keras picks its backend once per process: the frameworks that cannot share a
-process with the others (:data:`xentcheck.adapters.OWN_PROCESS`) have their scripts
-written by a child interpreter each (``python -m xentcheck.findings.scripts JOBS OUT``),
-the others here.
+load, and with it the framework. Each framework's scripts are written by a child
+interpreter of its own (``python -m xentcheck.findings.scripts JOBS OUT``): Keras picks its
+backend once per process, some frameworks abort a process that has loaded another (JAX
+after TensorFlow and torch, in a test session), and ``xentcheck report`` and ``findings``
+stay free of every framework.
 """
 
 from __future__ import annotations
@@ -83,14 +84,9 @@ def write_in_child(
 def write_all(
     jobs: Mapping[str, Sequence[tuple[Row, str]]], headers: Sequence[Row]
 ) -> dict[str, list[Written]]:
-    """The scripts of every framework's jobs: framework -> one (script, note) per job."""
-    from xentcheck.adapters import OWN_PROCESS
-
-    out = {}
-    for framework in sorted(jobs, key=lambda fw: fw in OWN_PROCESS):
-        write = write_in_child if framework in OWN_PROCESS else write_here
-        out[framework] = write(framework, jobs[framework], headers)
-    return out
+    """The scripts of every framework's jobs: framework -> one (script, note) per job,
+    each framework's written by a child interpreter of its own."""
+    return {framework: write_in_child(framework, jobs[framework], headers) for framework in jobs}
 
 
 def main(argv: list[str] | None = None) -> int:

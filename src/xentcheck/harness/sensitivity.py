@@ -18,7 +18,7 @@ quantity (value and gradients). The patterns:
 * ``random``: seeded random signs, for the gradients, which no single sign pattern
   dominates.
 
-``h = min(u, 2**-24)``: at float64's ``u`` a relative change is below float64's own
+``h = max(u, 2**-24)``: at float64's ``u`` a relative change is below float64's own
 resolution, so it is measured at ``2**-24`` and scaled linearly (the first-order term;
 the reference's own error, about one float64 ULP of f, shrinks with the scaling). At
 float16 and bfloat16 ``h = u``, where the change itself is large enough to be
@@ -69,8 +69,8 @@ from xentcheck.harness.goldens import golden_key
 from xentcheck.reference import LOSSES, Golden, evaluate, is_probability_target
 from xentcheck.reference._cotangent import scaled
 
-#: largest relative step measured directly; smaller unit roundoffs are scaled from it
-H_MAX = 2.0**-24
+#: the smallest relative step measured directly: float64's unit roundoff is scaled from it
+H_MIN = 2.0**-24
 #: the seed of the random sign pattern
 SEED = 20261205
 #: random sign patterns of the cotangent (an output of more than one element)
@@ -166,7 +166,7 @@ def _sensitivity(
     from xentcheck.harness.worker import golden_for  # the worker imports this module
 
     u = unit_roundoff(dtype)
-    h = min(u, H_MAX)
+    h = max(u, H_MIN)  # float64: measured at 2**-24, scaled to its u
     quantities = {"value": golden.value, **{f"grad:{k}": g for k, g in golden.grads.items()}}
     d = {q: np.zeros(np.shape(v)) for q, v in quantities.items()}
     names = floating_inputs(instance.loss, inputs)
