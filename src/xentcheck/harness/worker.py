@@ -154,9 +154,9 @@ def judge(
     ``wrong``, with the decimal digits lost beyond the allowance.
     """
     case = instance.case
-    sizes = [np.size(inputs[n]) for n in floating_inputs(instance.loss, inputs)]
-    biggest = max(floating_inputs(instance.loss, inputs), key=lambda n: np.size(inputs[n]),
-                  default=None)  # fmt: skip
+    names = floating_inputs(instance.loss, inputs)
+    sizes = [np.size(inputs[n]) for n in names]
+    biggest = max(names, key=lambda n: np.size(inputs[n]), default=None)
     last = np.shape(inputs[biggest])[-1] if biggest is not None and np.ndim(inputs[biggest]) else 1
     terms = accuracy.reduction_terms(sizes, last, int(np.size(expected)))
 
@@ -242,7 +242,7 @@ def run_api(
     """Run one API on one instance, dtype and device; return its result rows.
 
     ``criterion`` (``ulp`` or ``tolerance``) judges each quantity (:func:`judge`);
-    ``golden_cache`` holds the perturbed goldens of the ULP criterion's sensitivity;
+    ``golden_cache`` keeps the ULP criterion's sensitivity D for every framework of a run;
     ``known`` are user entries consulted after the built-in ones.
 
     The API receives :func:`~xentcheck.harness.calls.make_call`'s Call. ``shared``, one
@@ -289,7 +289,7 @@ def run_api(
             f = Finding(fw.name, api.name, instance.loss, row["params"], inputs, dtype, device,
                         row["quantity"], row["status"], expected, actual, exc_text, instance.case.expect_error)  # fmt: skip
             errors: list[PredicateError] = []
-            k = explain(f, errors, extra=known) if known else explain(f, errors)
+            k = explain(f, errors, extra=known)
             if errors:  # a broken entry: the row says so, and the run warns once per entry
                 row["known_errors"] = [e.as_row() for e in errors]
                 row["message"] = "; ".join(x for x in (row.get("message"), *map(str, errors)) if x)
