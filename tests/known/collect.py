@@ -32,9 +32,9 @@ def collect(framework: str, plan: list[dict], devices: tuple[str, ...] = ("cpu",
     at: list[tuple] = []
     real_explain = worker.explain
 
-    def recording_explain(f, errors=None):  # the worker's own explain, its input kept
+    def recording_explain(f, *args, **kwargs):  # the worker's own explain, its input kept
         findings[(*at[-1], f.quantity)] = f
-        return real_explain(f, errors)
+        return real_explain(f, *args, **kwargs)
 
     worker.explain = recording_explain
     out = []

@@ -67,6 +67,7 @@ class Runs:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.done: dict[str, dict] = {}
+        self.failed: dict[str, str] = {}  # a collection that failed fails every test after it
         self.stderr: dict[str, str] = {}
 
     def rows(self, framework: str) -> list[dict]:
@@ -80,8 +81,14 @@ class Runs:
         missing = [m for m in REQUIRES[framework] if importlib.util.find_spec(m) is None]
         if missing:
             pytest.skip(f"{framework} needs {', '.join(missing)}, not installed")
+        if framework in self.failed:
+            pytest.fail(f"collecting {framework}'s examples failed:\n{self.failed[framework]}")
         if framework not in self.done:
-            self.done[framework] = self._run(framework)
+            try:
+                self.done[framework] = self._run(framework)
+            except AssertionError as e:
+                self.failed[framework] = str(e)
+                raise
         return self.done[framework]
 
     def _run(self, framework: str) -> dict:
