@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from xentcheck import __version__
 from xentcheck.accuracy import CRITERIA
@@ -158,6 +159,8 @@ def _parser() -> argparse.ArgumentParser:
 
     findings_command.add_parser(sub)
 
+    _fuzz_parser(sub)
+
     c = sub.add_parser("cases", help="validate and list cases")
     c.add_argument(
         "--cases",
@@ -171,6 +174,96 @@ def _parser() -> argparse.ArgumentParser:
         "--losses", action="store_true", help="print the Markdown table of the losses instead"
     )
     return p
+
+
+def _fuzz_parser(sub: Any) -> None:
+    f = sub.add_parser(
+        "fuzz",
+        help="search for unexplained findings, shrink each, and write it as a case",
+        description="Draw cases from every loss, parameter, dtype and edge value, judge them "
+        "against the reference, shrink each unexplained finding and write DIR/cases/<id>.yaml "
+        "and DIR/findings.json (docs/fuzz.md). Exit 0; 3 when the reference itself disagrees "
+        "with mpmath somewhere (DIR/reference-bugs.json); 130 on Ctrl-C, after writing.",
+    )
+    f.add_argument(
+        "--framework",
+        action="append",
+        metavar="NAME",
+        help=f"one of {', '.join(FRAMEWORKS)} (repeatable; default: all installed)",
+    )
+    f.add_argument(
+        "--adapter",
+        action="append",
+        metavar="MODULE:ATTR",
+        help="also fuzz a Framework defined outside xentcheck (repeatable)",
+    )
+    f.add_argument(
+        "--loss",
+        action="append",
+        metavar="NAME",
+        help="limit to these losses (repeatable; default: every loss)",
+    )
+    f.add_argument(
+        "--dtype",
+        action="append",
+        choices=FLOAT_DTYPES,
+        metavar="D",
+        help="limit to these dtypes (repeatable; default: all four)",
+    )
+    f.add_argument(
+        "--device",
+        choices=["cpu", "gpu", "all"],
+        default="all",
+        help="default all: CPU, and GPU where present",
+    )
+    f.add_argument(
+        "--budget",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="wall-clock time for the whole session, writing included (default 600)",
+    )
+    f.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the same seed draws the same cases (default 0)",
+    )
+    f.add_argument(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help="at most N search rounds, for runs that must repeat exactly",
+    )
+    f.add_argument(
+        "--baseline",
+        action="append",
+        metavar="RESULTS.jsonl",
+        help="results of a suite run (repeatable): only findings absent from it are written",
+    )
+    f.add_argument("--out-dir", required=True, metavar="DIR")
+    f.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="worker processes (default: frameworks on half the CPUs)",
+    )
+    f.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="per-instance limit; a hang becomes a crash finding (default 60)",
+    )
+    f.add_argument(
+        "--criterion",
+        choices=CRITERIA,
+        default=CRITERIA[0],
+        help="how values are judged (as run's --criterion)",
+    )
+    _known_option(f)
+    f.add_argument("--quiet", action="store_true", help="no progress lines")  # fmt: skip
 
 
 def _known_option(parser: argparse.ArgumentParser) -> None:
@@ -426,6 +519,19 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_fuzz(args) -> int:
+    from xentcheck.fuzz import command
+
+    frameworks = _frameworks(args)
+    if args.budget <= 0 or args.timeout <= 0:
+        raise UsageError("--budget and --timeout must be positive numbers of seconds")
+    if args.rounds is not None and args.rounds < 1:
+        raise UsageError("--rounds must be at least 1")
+    check_output(args.out_dir, "--out-dir", folder=True)
+    known = load_known_files(args.known)
+    return command.run(args, frameworks, known)
+
+
 def cmd_findings(args) -> int:
     from xentcheck.findings import command
 
@@ -436,6 +542,7 @@ COMMANDS = {
     "run": cmd_run,
     "report": cmd_report,
     "findings": cmd_findings,
+    "fuzz": cmd_fuzz,
     "cases": cmd_cases,
     "schema": cmd_schema,
 }

@@ -46,6 +46,7 @@ def build(
     baseline: tuple[Sequence[Row], Sequence[Row]] | None = None,
     known: Sequence[Known] = (),
     scripts: bool = True,
+    per_case: bool = False,
 ) -> list[dict[str, Any]]:
     """The findings of a run (``headers``, ``rows`` as :func:`xentcheck.report.load` reads
     them), sorted by severity, framework and id.
@@ -55,11 +56,19 @@ def build(
               (without one, every finding is ``new``).
     known:    user entries applied to the rows no entry explained at run time.
     scripts:  False leaves ``repro`` null (a baseline's findings need none).
+    per_case: group each case's rows on their own, as a run of that case alone would
+              (``fuzz``: every case file it writes stands for one finding).
     """
     sources = CaseSources(headers)
     rows = apply_known(rows, headers, known, sources) if known else list(rows)
-    groups = group_rows(rows)
-    found = [_finding(g) for g in groups]
+    if per_case:
+        by_case: dict[str, list[Row]] = {}
+        for r in rows:
+            by_case.setdefault(str(r.get("case")), []).append(r)
+        groups = [g for part in by_case.values() for g in group_rows(part)]
+    else:
+        groups = group_rows(rows)
+    found = [finding(g) for g in groups]
     if scripts:
         jobs: dict[str, list[tuple[Row, str]]] = {}
         for g, f in zip(groups, found, strict=True):
@@ -80,7 +89,8 @@ def build(
     return sorted(found, key=lambda f: (f["severity"], f["framework"], f["id"]))
 
 
-def _finding(g: Group) -> dict[str, Any]:
+def finding(g: Group) -> dict[str, Any]:
+    """The finding of a group, without script, draft or status (:func:`build` adds them)."""
     worst = g.worst()
     f: dict[str, Any] = {
         "id": g.id,

@@ -20,7 +20,8 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -182,6 +183,8 @@ def run(
     progress_stream: TextIO | None = None,
     criterion: str = "ulp",
     known_files: Sequence[str | Path] = (),
+    deadline: float | None = None,
+    only: Mapping[str, Iterable[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``frameworks`` over ``cases`` in supervised workers; write ``out``; return its rows.
 
@@ -196,8 +199,11 @@ def run(
     ``tolerance``, :mod:`xentcheck.accuracy`) judges the rows; ``known_files`` are user
     known-difference files every worker loads; the header names both (each file with its
     SHA-256) and both are part of the result cache's key. Raises :class:`RunError`
-    for a ``resume`` that does not match, :class:`Interrupted` on Ctrl-C (after merging
-    what finished into ``out``, and storing it in the cache).
+    for a ``resume`` that does not match, :class:`Interrupted` on Ctrl-C or at ``deadline``
+    (a :func:`time.monotonic` time; `fuzz` keeps to its budget with it), after merging
+    what finished into ``out`` and storing it in the cache. ``only`` (framework -> case
+    keys) runs each framework on those cases alone (`fuzz` shrinks a framework's finding
+    without running the others).
     """
     skip_tags = sorted(set(skip_tags))
     cases = select_cases(cases, skip_tags)
@@ -233,9 +239,11 @@ def run(
     args += ["--criterion", criterion]
     args += [a for k in known for a in ("--known", str(Path(k["path"]).resolve()))]
     reused = reuse.blocks if reuse is not None else {}
+    mine = {fw: None if only is None else set(only.get(fw, ())) for fw in frameworks}
     todo = {
         fw: [i for i in range(len(instances))
-             if (fw, i) not in previous.blocks and (fw, i) not in reused]
+             if (fw, i) not in previous.blocks and (fw, i) not in reused
+             and (mine[fw] is None or instances[i].case.key in mine[fw])]
         for fw in frameworks
     }  # fmt: skip
     units = [
@@ -259,7 +267,9 @@ def run(
             futures = [pool.submit(sup.run_unit, u) for u in units]
             try:
                 while not all(f.done() for f in futures):
-                    concurrent.futures.wait(futures, timeout=0.5)
+                    concurrent.futures.wait(futures, timeout=0.1 if deadline else 0.5)
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise KeyboardInterrupt  # the same path as Ctrl-C
             except KeyboardInterrupt:
                 interrupted = True
                 sup.stop.set()
@@ -340,6 +350,7 @@ def _header(frameworks, case_paths, cases_sha, parts: Parts, sup: Supervisor, sk
     for fw in frameworks:
         name = names.get(fw, fw)
         info = header["frameworks"].setdefault(name, {})
+        info["spec"] = fw  # what --framework or --adapter named
         stats = [st for (f, _), (_, st) in parts.blocks.items() if f == fw]
         timing = {k: round(sum(st.get(k, 0) for st in stats), 3) for k in
                   ("api_s", "reference_s", "sensitivity_s", "compile_s", "golden_hits",
