@@ -34,12 +34,17 @@ from xentcheck.harness.generators import derived_seed, generate
 from xentcheck.reference import LOSSES, LossSpec, check, checks, values_read
 from xentcheck.reference.arguments import check_axis
 
-__all__ = ["MAX_CANDIDATES", "MAX_MATERIALISED", "simplifications", "size", "value_cost"]
+__all__ = [
+    "MAX_CANDIDATES", "MAX_MATERIALISED", "accepted", "layout", "simplifications", "size",
+    "value_cost",
+]  # fmt: skip
 
 #: candidates :func:`simplifications` proposes at most, per call
 MAX_CANDIDATES = 60
 #: a generator input is written out as a literal only up to this many elements
 MAX_MATERIALISED = 256
+#: a generator's axis up to this extent may shrink to each one of its indices in turn
+KEEP_ONE = 64
 #: the cost of a non-finite value: above a power of two (3), so that replacing it with a
 #: large finite number is a simplification; still a "simple" value
 NONFINITE_COST = 4
@@ -182,14 +187,26 @@ def _options(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _materialise(case: Mapping[str, Any], name: str) -> np.ndarray:
-    raw = case["inputs"][name]
+    return _generated(case["inputs"][name], case["id"], name)
+
+
+def _generated(raw: Any, case_id: str, name: str) -> np.ndarray:
+    """The values of an input as the harness makes them."""
     form = _form(raw)
     if form == "literal":
         return _array(raw)
     if form == "fill":
         return np.full(_shape(raw), float(raw["fill"]))
-    seed = raw.get("seed", derived_seed(case["id"], name))
+    seed = raw.get("seed", derived_seed(case_id, name))
     return generate(raw["random"], _shape(raw), seed, _options(raw))
+
+
+def _written_if_small(raw: Any, case_id: str, name: str, elements: int) -> Any:
+    """A generator input as its literal where the result of a change has at most
+    :data:`MAX_MATERIALISED` elements (so shrinking keeps its values); else as it is."""
+    if _form(raw) == "random" and elements <= MAX_MATERIALISED:
+        return _literal(_generated(raw, case_id, name))
+    return raw
 
 
 def _stand_in(raw: Any) -> np.ndarray:
@@ -382,12 +399,16 @@ def layout(case: Mapping[str, Any]) -> Layout | None:
 
 def _take(raw: Any, dim: int, index: list[int] | int) -> Any:
     """The input with only ``index`` along ``dim`` (an int: that index, the dim removed);
-    None where that cannot be written (a generator's own axis removed)."""
+    None where that cannot be written. A generator (which the caller leaves one only
+    where the result is large) takes a smaller shape: only a first part of an axis
+    (its values change), never its own axis removed."""
     if _form(raw) == "literal":
         return _literal(np.take(_array(raw), index, axis=dim))
     shape = list(raw["shape"])
     out = dict(raw)
     if isinstance(index, list):
+        if _form(raw) == "random" and index != list(range(len(index))):
+            return None
         shape[dim] = len(index)
     else:
         del shape[dim]
@@ -471,9 +492,18 @@ def _restructure(case: Case, lay: Layout, group: str, index: list[int] | int) ->
     params = dict(case.get("params") or {})
     for name, axes in lay.dims.items():
         raw = inputs[name]
-        for d in reversed(range(len(axes))):
-            if axes[d].group != group or (isinstance(index, list) and not axes[d].tied):
-                continue
+        touched = [
+            d
+            for d, a in enumerate(axes)
+            if a.group == group and (a.tied or not isinstance(index, list))
+        ]
+        if not touched:
+            continue
+        shape = list(_shape(raw))
+        for d in touched:
+            shape[d] = len(index) if isinstance(index, list) else 1
+        raw = _written_if_small(raw, case["id"], name, math.prod(shape))
+        for d in reversed(touched):
             raw = _take(raw, d, index)
             if raw is None:
                 return None
@@ -484,7 +514,9 @@ def _restructure(case: Case, lay: Layout, group: str, index: list[int] | int) ->
         if relabel is None:
             return None
         for name in (n for n in lay.labels if n in inputs):
-            new = _relabel_input(inputs[name], relabel, classes, len(index))
+            raw = inputs[name]
+            raw = _written_if_small(raw, case["id"], name, math.prod(_shape(raw)))
+            new = _relabel_input(raw, relabel, classes, len(index))
             if new is None:
                 return None
             inputs[name] = new
@@ -507,49 +539,57 @@ def _with(case: Case, **changes: Any) -> Case:
     return out
 
 
-def _halves(extent: int, minimum: int) -> list[list[int]]:
-    """Keep the first half, the last half (same length), and first the minimum."""
+def _halves(extent: int) -> list[list[int]]:
+    """The first index, the first half, the last half (of the same length)."""
     half = extent // 2
-    out = [list(range(minimum))] if minimum < half else []
-    if half >= minimum:
-        out += [list(range(half)), list(range(extent - half, extent))]
-    return out
+    return [[0], list(range(half)), list(range(extent - half, extent))]
 
 
 def _structural(case: Case, lay: Layout) -> Iterator[Case | None]:
-    """Fewer rows, classes, spatial extents and axes; most aggressive first."""
-    generated = {
-        g
-        for name, axes in lay.dims.items()
-        if _form(case["inputs"][name]) == "random"
-        for g in (a.group for a in axes)
-    }
+    """Fewer rows, classes, spatial extents and axes, most aggressive first: every group
+    to 1 at once; per group its first index, first half, last half; each axis removed."""
     shrinkable = [g for g, e in lay.extents.items() if e > 1]
-    if len(shrinkable) > 1:  # every group to 1 at once
+    if len(shrinkable) > 1:
         out: Case | None = case
         for g in shrinkable:
             out = out and _restructure(out, lay, g, [0])
         yield out
     for g in shrinkable:
-        for kept in _halves(lay.extents[g], 1):
-            if g not in generated or kept[0] == 0:  # a generator shrinks by its shape only
-                yield _restructure(case, lay, g, kept)
+        for kept in _halves(lay.extents[g]):
+            yield _restructure(case, lay, g, kept)
     for g in lay.removable:
-        yield _restructure(case, lay, g, 0)
+        if lay.extents[g] > 0:  # an empty axis has no index to keep
+            yield _restructure(case, lay, g, 0)
+
+
+def _per_generated_index(case: Case, lay: Layout, group: str) -> list[int]:
+    """Elements per index of ``group`` of each generator input that has that axis."""
+    return [
+        math.prod(_shape(raw)) // lay.extents[group]
+        for name, axes in lay.dims.items()
+        if _form(raw := case["inputs"][name]) == "random" and group in {a.group for a in axes}
+    ]
 
 
 def _drop_one(case: Case, lay: Layout) -> Iterator[Case | None]:
-    """One index fewer along a group, each index in order (groups without generators)."""
-    generated = {
-        a.group
-        for name, axes in lay.dims.items()
-        if _form(case["inputs"][name]) == "random"
-        for a in axes
-    }
+    """One index fewer along a group, each index in order (not along the axis of a
+    generator that would stay one: that would only draw other values)."""
     for g, e in lay.extents.items():
-        if e > 1 and g not in generated:
+        if e > 1 and all(
+            n * (e - 1) <= MAX_MATERIALISED for n in _per_generated_index(case, lay, g)
+        ):
             for i in range(e):
                 yield _restructure(case, lay, g, [k for k in range(e) if k != i])
+
+
+def _keep_one(case: Case, lay: Layout) -> Iterator[Case | None]:
+    """Along the axis of a generator too large to write out, each single index kept (up
+    to :data:`KEEP_ONE` of them) where that is small enough to write out with its values."""
+    for g, e in lay.extents.items():
+        generated = _per_generated_index(case, lay, g)
+        if 1 < e <= KEEP_ONE and generated and all(n <= MAX_MATERIALISED for n in generated):
+            for i in range(e):
+                yield _restructure(case, lay, g, [i])
 
 
 # ------------------------------------------------------------- other candidates
@@ -665,7 +705,7 @@ def _with_values(case: Case, name: str, raw: Any, change: Callable[[float], floa
             flat[k], changed = new, True
     if not changed:
         return None
-    if a.dtype.kind == "i" and np.all(flat == np.round(flat)):
+    if a.dtype.kind == "i" and np.all((flat == np.round(flat)) & (np.abs(flat) < 2.0**53)):
         flat = flat.astype(np.int64)
     return _with(case, inputs={**case["inputs"], name: _literal(flat.reshape(a.shape))})
 
@@ -725,6 +765,8 @@ def _proposals(case: Case) -> Iterator[Case | None]:
     yield from _dtypes_lowered(case)
     yield from _values(case, spec)
     yield from _params_reset(case, spec, defaults=True)
+    if lay is not None:
+        yield from _keep_one(case, lay)
 
 
 def _key(case: Mapping[str, Any]) -> str:
@@ -739,13 +781,16 @@ def simplifications(case: Mapping[str, Any]) -> Iterator[Case]:
     exactly when it accepts ``case``; none is a duplicate or ``case`` itself. The order
     is fixed (the same case gives the same candidates), so a caller may resume with
     ``itertools.islice``. Kinds, in order: every axis to 1 at once; per axis group (rows,
-    classes, spatial extents) the first index, the first half, the last half (generators:
-    a smaller shape); removing an axis (unbatched, a spatial axis); dropping each optional
-    input; small generators written out; each parameter back to its default; dropping one
-    index of each group (class indices renumbered, ``ignore_index`` kept meaningful); a
+    classes, spatial extents) the first index, the first half, the last half; removing an
+    axis (unbatched, a spatial axis); dropping each optional input; small generators
+    written out; each parameter back to its default; dropping one index of each group; a
     lower dtype; simpler values, whole inputs then element by element (:data:`VALUE_STEPS`;
-    class indices to 0); non-finite values as a large finite number; parameters written
-    equal to their defaults left out.
+    class indices to 0; generators as fills); non-finite values as a large finite number;
+    parameters written equal to their defaults left out; along a large generator's axis,
+    each single index. Dropping classes renumbers class indices (``ignore_index`` follows
+    its class, which is never dropped). A generator input whose result is small enough
+    (:data:`MAX_MATERIALISED`) is written out before it shrinks, so its values stay; a
+    larger one takes a smaller shape, which draws other values.
     """
     case = dict(case)
     own, status = size(case), accepted(case)
