@@ -25,15 +25,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from xentcheck.fuzz.driver import SHARES, Candidate, Options, Search, search, shrink
+from xentcheck.fuzz.shrink import size
 from xentcheck.fuzz.space import tested_inputs
 from xentcheck.fuzz.trials import Batch, Behaviour, Runner, behaviours
-from xentcheck.fuzz.write import described, write_case, write_findings, write_reference_bugs
+from xentcheck.fuzz.write import (
+    described,
+    write_atomic,
+    write_case,
+    write_findings,
+    write_reference_bugs,
+)
+
+Row = dict[str, Any]
 
 __all__ = ["Options", "Outcome", "fuzz"]
-
-#: seconds the final phase may run past the budget to finish writing
-GRACE_S = 5.0
 
 
 @dataclass
@@ -61,11 +69,19 @@ def baseline_behaviours(baseline: tuple[list, list], known: Sequence[Any]) -> se
 
 
 def reference_check(c: Candidate) -> list[Any]:
-    """The reference's disagreements with mpmath at the candidate's case ([] when none)."""
+    """The reference's disagreements with mpmath at the candidate's case ([] when none).
+
+    Checked where the loss is defined: finite inputs the reference accepts. At an infinite
+    or NaN input the reference follows conventions of its own (limits, documented per
+    loss), which its own tests check; mpmath does not decide them.
+    """
     from xentcheck.exact import reference_disagreements
 
     case = c.case
-    return reference_disagreements(case["loss"], tested_inputs(case), case.get("params") or {})
+    inputs = tested_inputs(case)
+    if any(v.dtype.kind == "f" and not np.isfinite(v).all() for v in inputs.values()):
+        return []
+    return reference_disagreements(case["loss"], inputs, case.get("params") or {})
 
 
 def fuzz(
@@ -100,9 +116,16 @@ def fuzz(
 def _write(opts: Options, runner: Runner, state: Search, out: Outcome, known: Sequence[Any],
            deadline: float | None) -> None:  # fmt: skip
     """Check the reference at each candidate, write the case files, run them once more
-    (unless interrupted: then the rows that found them serve) and write findings.json."""
+    (unless interrupted: then the rows that found them serve) and write findings.json.
+
+    A case file is named by the id a run of it alone gives: the final run runs every API
+    (shrinking ran only the finding's), so a finding whose APIs turn out to be shared is
+    renamed and run again; when time is short, the rows that found it serve instead
+    (``reproduced`` false or null).
+    """
     from xentcheck.findings import build
 
+    t0 = time.monotonic()
     kept: list[tuple[Candidate, str]] = []
     for c in state.candidates:
         bad = reference_check(c)
@@ -112,45 +135,88 @@ def _write(opts: Options, runner: Runner, state: Search, out: Outcome, known: Se
                 out.reference_bugs.append(bug)
             continue
         group = next(g for g in c.batch.groups[c.case_id] if c.behaviour in behaviours(g))
-        case = described(c.case, _summary_line(group), group.id)
-        kept.append((c, write_case(opts.out_dir, case, group.id)))
+        kept.append((c, _write_case(opts.out_dir, c.case, group)))
+    state.times["reference_s"] = time.monotonic() - t0
     if out.reference_bugs:
         write_reference_bugs(opts.out_dir, out.reference_bugs)
-    files = [opts.out_dir / name for _, name in kept]
-    final: Batch | None = None
-    if files and deadline is not None:
-        only: dict[str, list[str]] = {}
-        for c, name in kept:
-            only.setdefault(c.framework, []).append(_case_id(opts.out_dir / name))
-        final = runner.run_files(files, deadline=deadline + GRACE_S, only=only)
+    runs: list[Batch] = []
+    if kept and deadline is not None:
+        runs.append(_rerun(opts, runner, kept, deadline - _build_reserve(opts, len(kept))))
+        renamed = []
+        for k, (c, name) in enumerate(kept):
+            g = next((g for g in runs[0].groups.get(_case_id(name), [])
+                      if c.behaviour in behaviours(g)), None)  # fmt: skip
+            if g is not None and _case_file_id(name) != g.id:
+                (opts.out_dir / name).unlink()
+                kept[k] = (c, _write_case(opts.out_dir, c.case, g))
+                renamed.append(kept[k])
+        if renamed and not runs[0].interrupted:
+            runs.append(_rerun(opts, runner, renamed, deadline - _build_reserve(opts, len(kept))))
+    state.times["final_run_s"] = time.monotonic() - t0 - state.times["reference_s"]
+    rows: list[Row] = []
+    headers: list[Row] = []
+    where: dict[int, tuple[str, bool | None]] = {}  # candidate -> (its rows' case key, reproduced)
+    for k, (c, name) in enumerate(kept):
+        cid = _case_id(name)
+        batch = next((b for b in reversed(runs) if b.shows(cid, c.behaviour)), None)
+        reproduced: bool | None = True if batch is not None else (False if runs else None)
+        if batch is None:
+            batch, cid = c.batch, c.case_id
+        rows += batch.rows[cid]
+        if not any(h is batch.headers[0] for h in headers):
+            headers += batch.headers
+        where[k] = (str(batch.rows[cid][0].get("case")), reproduced)
     found: list[dict[str, Any]] = []
-    for c, name in kept:
-        cid = _case_id(opts.out_dir / name)
-        reproduced = final is not None and final.shows(cid, c.behaviour)
-        batch, case_id = (final, cid) if reproduced else (c.batch, c.case_id)
-        rows = batch.rows[case_id]
-        for f in build(rows, batch.headers, known=known, per_case=True):
-            if c.behaviour[1] in f["apis"] and _same(f, c.behaviour):
-                f["case_file"] = name
-                f["reproduced"] = reproduced if final is not None else None
-                f["fuzz"] = {
-                    "seed": opts.seed,
-                    "round": c.found_in,
-                    "drawn_size": list(c.drawn_size),
-                    "behaviour": list(c.behaviour),
-                }
-                found.append(f)
-                break
+    built = build(rows, headers, known=known, per_case=True) if rows else []
+    for k, (c, name) in enumerate(kept):
+        key, reproduced = where[k]
+        f = next((f for f in built if f["cases"] == [key] and _same(f, c.behaviour)
+                  and c.behaviour[1] in f["apis"]), None)  # fmt: skip
+        if f is None:
+            continue
+        f = {**f, "case_file": name, "reproduced": reproduced,
+             "fuzz": {"seed": opts.seed, "round": c.found_in, "drawn_size": list(c.drawn_size),
+                      "size": list(size(c.case)), "behaviour": list(c.behaviour)}}  # fmt: skip
+        found.append(f)
+    state.times["build_s"] = (
+        time.monotonic() - t0 - state.times["reference_s"] - state.times["final_run_s"]
+    )
     out.findings = found
     write_findings(opts.out_dir, found)
-    (opts.out_dir / "fuzz.json").write_text(json.dumps({
+    write_atomic(opts.out_dir / "fuzz.json", json.dumps({
         "seed": opts.seed, "budget_s": opts.budget, "frameworks": opts.frameworks,
         "losses": opts.losses, "dtypes": opts.dtypes, "device": opts.device,
         "rounds": state.rounds, "cases": state.cases, "shrink_batches": state.shrink_batches,
         "shrink_steps": state.accepted, "findings": len(found),
         "reference_bugs": len(out.reference_bugs), "interrupted": state.interrupted,
-        "times": state.times,
-    }, indent=1) + "\n", encoding="utf-8")  # fmt: skip
+        "times": {k: round(v, 3) for k, v in state.times.items()},
+    }, indent=1) + "\n")  # fmt: skip
+
+
+def _build_reserve(opts: Options, n: int) -> float:
+    """Seconds kept for building the findings (a child process per framework writes the
+    scripts: its start-up, then a fraction of a second per finding)."""
+    return 10.0 + 4.0 * len(opts.frameworks) + 0.1 * n
+
+
+def _rerun(
+    opts: Options, runner: Runner, kept: list[tuple[Candidate, str]], deadline: float
+) -> Batch:
+    only: dict[str, list[str]] = {}
+    for c, name in kept:
+        only.setdefault(c.framework, []).append(_case_id(name))
+    files = [opts.out_dir / name for _, name in kept]
+    return runner.run_files(files, deadline=max(deadline, time.monotonic() + 1.0), only=only)
+
+
+def _write_case(out_dir: Path, case: dict[str, Any], group: Any) -> str:
+    from xentcheck.findings import finding
+
+    return write_case(out_dir, described(case, finding(group)["summary"], group.id), group.id)
+
+
+def _case_file_id(name: str) -> str:
+    return Path(name).stem
 
 
 def _same(f: dict[str, Any], b: Behaviour) -> bool:
@@ -158,14 +224,9 @@ def _same(f: dict[str, Any], b: Behaviour) -> bool:
     return (f["framework"], f["loss"], f["kind"], f["signature"], quantity) == (b[0], *b[2:])
 
 
-def _case_id(path: Path) -> str:
-    return "fuzz-" + path.stem.rpartition(":")[2]
-
-
-def _summary_line(group: Any) -> str:
-    from xentcheck.findings import finding
-
-    return finding(group)["summary"]
+def _case_id(name: str | Path) -> str:
+    """The id of the case in case file ``name`` (:func:`~xentcheck.fuzz.write.described`)."""
+    return "fuzz-" + Path(name).stem.rpartition(":")[2]
 
 
 def _reference_bug(opts: Options, c: Candidate, bad: list[Any]) -> dict[str, Any]:

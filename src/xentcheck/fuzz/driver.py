@@ -1,8 +1,8 @@
 """The fuzzing loop: search, shrink, check the reference, write.
 
-The budget is split in fixed shares (:data:`SHARES`): search rounds until 55 % of it,
-shrinking until 85 %, the rest to run the written case files once more and build their
-findings. Every phase stops at its deadline with what it has (a run in flight is cut,
+The budget is split in fixed shares (:data:`SHARES`): search rounds until 50 % of it,
+shrinking until 78 %, the rest to check the reference, run the written case files once
+more and build their findings. Every phase stops at its deadline with what it has (a run in flight is cut,
 its finished instances kept); Ctrl-C skips to writing what was found so far.
 
 Repeatable: round ``r`` draws from ``numpy.random.default_rng([seed, r])`` with weights
@@ -25,17 +25,19 @@ from typing import Any, TextIO
 import numpy as np
 
 from xentcheck.dtypes import FLOAT_DTYPES
+from xentcheck.findings.group import SEVERITY
 from xentcheck.fuzz.shrink import simplifications, size
 from xentcheck.fuzz.space import Chooser, draw_case
 from xentcheck.fuzz.trials import Batch, Behaviour, Runner, behaviours
 from xentcheck.reference import LOSSES
 
 #: the budget's shares: search ends at the first, shrinking at the second
-SHARES = (0.55, 0.85)
+SHARES = (0.5, 0.78)
 #: a feature's weight is doubled per new finding a case carrying it showed, up to this
 MAX_WEIGHT = 16.0
-#: cases one shrinking batch runs, all findings together
+#: cases one shrinking batch runs, all findings together, and simplifications per finding
 SHRINK_BATCH = 96
+PER_CANDIDATE = 8
 
 
 @dataclass
@@ -146,30 +148,45 @@ def search(opts: Options, runner: Runner, known: set[Behaviour], deadline: float
 
 def shrink(opts: Options, runner: Runner, deadline: float, state: Search) -> None:
     """Shrink every candidate while it shows its behaviour, in batches, until ``deadline``
-    or until no simplification of any candidate keeps it."""
+    or until no simplification of any candidate keeps it.
+
+    A batch holds up to :data:`SHRINK_BATCH` cases: :data:`PER_CANDIDATE` simplifications
+    each of the pending candidates, the most severe first, taking turns when they do not
+    all fit; each runs on its framework and API only.
+    """
+    turn = 0
     for step in itertools.count():
-        pending = [c for c in state.candidates if not c.done]
+        pending = sorted((c for c in state.candidates if not c.done),
+                         key=lambda c: SEVERITY[c.behaviour[3]])  # fmt: skip
         if not pending or time.monotonic() >= deadline:
             return
-        per = max(4, SHRINK_BATCH // len(pending))
         tries: list[tuple[Candidate, list[dict[str, Any]]]] = []
-        for n, c in enumerate(pending):
-            props = list(itertools.islice(simplifications(c.case), c.tried, c.tried + per))
+        taken = 0
+        for n in range(len(pending)):
+            if taken + PER_CANDIDATE > SHRINK_BATCH and tries:
+                break
+            c = pending[(turn + n) % len(pending)]
+            props = list(
+                itertools.islice(simplifications(c.case), c.tried, c.tried + PER_CANDIDATE)
+            )
             if not props:
                 c.done = True
                 continue
             for k, p in enumerate(props):
-                p["id"] = f"s{step:03d}-{n:02d}-{k:02d}"
+                p["id"] = f"s{step:03d}-{n:03d}-{k:02d}"
             tries.append((c, props))
+            taken += len(props)
+        turn += len(tries)
         if not tries:
-            return
+            continue
         only: dict[str, list[str]] = {}
+        apis: dict[str, set[str]] = {}
         for c, props in tries:
             only.setdefault(c.framework, []).extend(p["id"] for p in props)
+            apis.setdefault(c.framework, set()).add(c.behaviour[1])
         batch = runner.run([p for _, props in tries for p in props], deadline=deadline,
-                           only=only, name=f"shrink-{step:03d}")  # fmt: skip
+                           only=only, apis=apis, name=f"shrink-{step:03d}")  # fmt: skip
         state.shrink_batches += 1
-        ran = {cid for cid in batch.rows}
         for c, props in tries:
             hit = next((p for p in props if batch.shows(p["id"], c.behaviour)), None)
             if hit is not None:
@@ -180,7 +197,7 @@ def shrink(opts: Options, runner: Runner, deadline: float, state: Search) -> Non
                     0,
                 )
                 state.accepted += 1
-            elif all(p["id"] in ran for p in props):
+            elif all(p["id"] in batch.rows for p in props):
                 c.tried += len(props)
             # else: cut by the deadline before all ran; nothing is concluded
         if batch.interrupted:

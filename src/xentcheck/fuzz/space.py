@@ -177,11 +177,14 @@ def _base(ch: Chooser, role: str, shape: tuple[int, ...], axis: int) -> np.ndarr
 
 def _inject(ch: Chooser, x: np.ndarray, dtype: str, role: str, axis: int) -> np.ndarray:
     """Put edge values, ties or -inf masks into a small float array."""
+    x = np.array(x, dtype=np.float64)  # a copy, and an array even for a 0-d draw
     if x.size == 0:
         return x
-    x = x.copy()
     flat = x.reshape(-1)
-    what = ch.pick(f"inject-{role}", ("none", "edge", "edges", "tie", "mask-row", "fill"))
+    kinds = ("none", "edge", "edges", "tie", "fill")
+    if role in ("logits", "log_probs"):
+        kinds += ("mask-row",)  # -inf where a model masks a logit out
+    what = ch.pick(f"inject-{role}", kinds)
     if what in ("edge", "edges"):
         table = edges(dtype) if role in ("logits", "log_probs") else {
             "zero": 0.0, "one": 1.0, "tiny": math.ldexp(1.0, FLOAT_FORMATS[dtype][1]),

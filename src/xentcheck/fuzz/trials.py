@@ -80,6 +80,7 @@ class Runner:
         *,
         deadline: float | None = None,
         only: Mapping[str, Iterable[str]] | None = None,
+        apis: Mapping[str, Iterable[str]] | None = None,
         name: str | None = None,
     ) -> Batch:
         """Run ``cases`` (unique ids) on the frameworks (``only``: framework, by its rows'
@@ -91,7 +92,7 @@ class Runner:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{stem}.yaml"
         path.write_text(case_text(cases), encoding="utf-8")
-        return self.run_files([path], deadline=deadline, only=only)
+        return self.run_files([path], deadline=deadline, only=only, apis=apis)
 
     def run_files(
         self,
@@ -99,9 +100,10 @@ class Runner:
         *,
         deadline: float | None = None,
         only: Mapping[str, Iterable[str]] | None = None,
+        apis: Mapping[str, Iterable[str]] | None = None,
     ) -> Batch:
-        """Run the case files ``paths`` (their cases' ids unique among them); as :meth:`run`.
-        The results file is kept next to the first file."""
+        """Run the case files ``paths`` (their cases' ids unique among them) as :meth:`run`
+        runs its batch; ``apis``: framework -> the only APIs to run."""
         loaded = [c for p in paths for c in load_file(p, p.parent)]
         key = {c.id: c.key for c in loaded}
         keyed = None
@@ -118,7 +120,8 @@ class Runner:
                 run(frameworks, [str(p) for p in paths], loaded, None, self.device, out, self.jobs,
                     True, timeout=self.timeout, golden_cache=self.work / "goldens",
                     criterion=self.criterion, known_files=self.known_files,
-                    deadline=deadline, only=keyed)  # fmt: skip
+                    deadline=deadline, only=keyed,
+                    apis={self.specs.get(fw, fw): a for fw, a in (apis or {}).items()})  # fmt: skip
             except Interrupted:
                 batch.interrupted = True
             batch.headers, rows = read_results(out)

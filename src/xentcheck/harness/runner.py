@@ -185,6 +185,7 @@ def run(
     known_files: Sequence[str | Path] = (),
     deadline: float | None = None,
     only: Mapping[str, Iterable[str]] | None = None,
+    apis: Mapping[str, Iterable[str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``frameworks`` over ``cases`` in supervised workers; write ``out``; return its rows.
 
@@ -203,7 +204,8 @@ def run(
     (a :func:`time.monotonic` time; `fuzz` keeps to its budget with it), after merging
     what finished into ``out`` and storing it in the cache. ``only`` (framework -> case
     keys) runs each framework on those cases alone (`fuzz` shrinks a framework's finding
-    without running the others).
+    without running the others); ``apis`` (framework -> API names) runs only those APIs
+    of a framework (and only the header tells the run was limited).
     """
     skip_tags = sorted(set(skip_tags))
     cases = select_cases(cases, skip_tags)
@@ -260,7 +262,10 @@ def run(
     env = {}
     if cache is not None and COMPILE_CACHE_ENV not in os.environ:
         env[COMPILE_CACHE_ENV] = str(cache.compile_dir.resolve())
-    sup = Supervisor(instances, args, parts_dir, progress, timeout=timeout, env=env)
+    per_framework = {fw: [a for name in sorted(set(names)) for a in ("--api", name)]
+                     for fw, names in (apis or {}).items()}  # fmt: skip
+    sup = Supervisor(instances, args, parts_dir, progress, timeout=timeout, env=env,
+                     framework_args=per_framework)  # fmt: skip
     interrupted = False
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -300,6 +305,8 @@ def run(
         frameworks, case_paths, cases_sha, parts, sup, skip_tags, timeout, reuse, counts
     )
     header.update(criterion=criterion, known_files=known)
+    if apis:
+        header["apis_only"] = {fw: sorted(set(names)) for fw, names in apis.items()}
     tmp = out.with_name(out.name + ".tmp")
     with ResultWriter(tmp) as w:
         w.write(header)

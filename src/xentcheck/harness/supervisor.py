@@ -126,6 +126,8 @@ class Supervisor:
     startup_timeout: float = STARTUP_TIMEOUT
     #: environment variables set for the workers on top of the runner's (the compile cache)
     env: dict[str, str] = field(default_factory=dict)
+    #: framework -> worker arguments for that framework alone (``--api`` filters)
+    framework_args: dict[str, list[str]] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
     #: framework -> the crash row of its first worker that never got to an instance
     #: (one per framework, whatever its number of units; not persisted: retried on resume)
@@ -168,7 +170,8 @@ class Supervisor:
         r_fd, w_fd = os.pipe()
         cmd = [sys.executable, "-m", "xentcheck.harness.worker", "--framework", fw,
                "--out", str(part), "--control-fd", str(w_fd),
-               "--indices", ",".join(map(str, remaining)), *self.worker_args]  # fmt: skip
+               "--indices", ",".join(map(str, remaining)), *self.worker_args,
+               *self.framework_args.get(fw, [])]  # fmt: skip
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
