@@ -1,6 +1,7 @@
 """The layers point one way: the harness builds on the adapters, ``known/`` and the
-reference, findings on the harness, the report on findings, never the other way round,
-and the reference stands on its own.
+reference, findings on the harness, fuzz and the report on findings, never the other way
+round; the reference stands on its own, and ``exact`` (the mpmath oracle) on the
+reference's registry alone.
 
 Read from the sources with :mod:`ast` (every ``import`` and ``from ... import``, at any
 depth, relative ones resolved, and ``importlib.import_module("...")`` with a literal
@@ -21,11 +22,21 @@ PACKAGE = SRC / "xentcheck"
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "adapters": ("xentcheck.harness",),
     "known": ("xentcheck.harness",),
-    "reference": ("xentcheck.harness", "xentcheck.adapters", "xentcheck.known"),
+    "reference": ("xentcheck.harness", "xentcheck.adapters", "xentcheck.known", "xentcheck.exact"),
     "accuracy.py": ("xentcheck.harness", "xentcheck.adapters", "xentcheck.known"),
-    "harness": ("xentcheck.findings", "xentcheck.report", "xentcheck.cli"),
-    "findings": ("xentcheck.report", "xentcheck.cli"),
-    "report": ("xentcheck.cli",),
+    "harness": ("xentcheck.findings", "xentcheck.fuzz", "xentcheck.report", "xentcheck.cli"),
+    "findings": ("xentcheck.fuzz", "xentcheck.report", "xentcheck.cli"),
+    "fuzz": ("xentcheck.report", "xentcheck.cli"),
+    "report": ("xentcheck.cli", "xentcheck.fuzz"),
+    "exact": (
+        "xentcheck.harness",
+        "xentcheck.adapters",
+        "xentcheck.known",
+        "xentcheck.findings",
+        "xentcheck.fuzz",
+        "xentcheck.report",
+        "xentcheck.cli",
+    ),
 }
 
 
