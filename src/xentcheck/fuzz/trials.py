@@ -85,7 +85,7 @@ class Runner:
     ) -> Batch:
         """Run ``cases`` (unique ids) on the frameworks (``only``: framework, by its rows'
         name or its spec, -> case ids to run it on); stop at ``deadline`` with what
-        finished (``interrupted``)."""
+        finished (``interrupted``); Ctrl-C raises KeyboardInterrupt."""
         self.batches += 1
         stem = name or f"batch-{self.batches:04d}"
         folder = self.work / stem
@@ -124,6 +124,8 @@ class Runner:
                     apis={self.specs.get(fw, fw): a for fw, a in (apis or {}).items()})  # fmt: skip
             except Interrupted:
                 batch.interrupted = True
+                if deadline is None or time.monotonic() < deadline:  # Ctrl-C, not the deadline
+                    raise KeyboardInterrupt from None
             batch.headers, rows = read_results(out)
             for h in batch.headers:
                 for name, info in (h.get("frameworks") or {}).items():
