@@ -28,12 +28,17 @@ Written = tuple[str | None, str | None]
 def write_here(
     framework: str, jobs: Sequence[tuple[Row, str]], headers: Sequence[Row]
 ) -> list[Written]:
-    """The scripts of ``jobs`` (example row, title) of ``framework``, written in this process."""
+    """The scripts of ``jobs`` (example row, title) of ``framework``, written in this process
+    (the adapter is loaded by what the run was given: the run header's ``spec``, for an
+    adapter named ``--adapter MODULE:ATTR``)."""
     from xentcheck.adapters import load_framework
     from xentcheck.findings.repro import script
 
+    spec = next((str(info["spec"]) for h in headers
+                 for name, info in (h.get("frameworks") or {}).items()
+                 if name == framework and isinstance(info, dict) and info.get("spec")), framework)  # fmt: skip
     try:
-        fw = load_framework(framework)
+        fw = load_framework(spec)
     except Exception as exc:  # not installed here, or a custom adapter's module
         note = f"the {framework} adapter does not load here ({type(exc).__name__}: {exc})"
         return [(None, note)] * len(jobs)

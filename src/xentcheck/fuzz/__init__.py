@@ -25,11 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from xentcheck.fuzz.checks import ReferenceChecks
 from xentcheck.fuzz.driver import SHARES, Candidate, Options, Search, search, shrink
 from xentcheck.fuzz.shrink import size
-from xentcheck.fuzz.space import tested_inputs
 from xentcheck.fuzz.trials import Batch, Behaviour, Runner, behaviours
 from xentcheck.fuzz.write import (
     described,
@@ -68,22 +66,6 @@ def baseline_behaviours(baseline: tuple[list, list], known: Sequence[Any]) -> se
     return out
 
 
-def reference_check(c: Candidate) -> list[Any]:
-    """The reference's disagreements with mpmath at the candidate's case ([] when none).
-
-    Checked where the loss is defined: finite inputs the reference accepts. At an infinite
-    or NaN input the reference follows conventions of its own (limits, documented per
-    loss), which its own tests check; mpmath does not decide them.
-    """
-    from xentcheck.exact import reference_disagreements
-
-    case = c.case
-    inputs = tested_inputs(case)
-    if any(v.dtype.kind == "f" and not np.isfinite(v).all() for v in inputs.values()):
-        return []
-    return reference_disagreements(case["loss"], inputs, case.get("params") or {})
-
-
 def fuzz(
     opts: Options, known: Sequence[Any] = (), baseline: tuple[list, list] | None = None
 ) -> Outcome:
@@ -100,21 +82,25 @@ def fuzz(
                     known_files=list(opts.known_files))  # fmt: skip
     seen = baseline_behaviours(baseline, known) if baseline is not None else set()
     end = t0 + opts.budget
+    checks = ReferenceChecks()
     try:
         search(opts, runner, seen, t0 + SHARES[0] * opts.budget, state)
         state.times["search_s"] = time.monotonic() - t0
+        checks.start(lambda: [c.case for c in state.candidates])
         shrink(opts, runner, t0 + SHARES[1] * opts.budget, state)
         state.times["shrink_s"] = time.monotonic() - t0 - state.times["search_s"]
     except KeyboardInterrupt:
         state.interrupted = "ctrl-c"
-    _write(opts, runner, state, out, known, end if state.interrupted is None else None)
+    finally:
+        checks.stop()
+    _write(opts, runner, state, out, known, checks, end if state.interrupted is None else None)
     shutil.rmtree(work, ignore_errors=True)
     out.wall_s = time.monotonic() - t0
     return out
 
 
 def _write(opts: Options, runner: Runner, state: Search, out: Outcome, known: Sequence[Any],
-           deadline: float | None) -> None:  # fmt: skip
+           checks: ReferenceChecks, deadline: float | None) -> None:  # fmt: skip
     """Check the reference at each candidate, write the case files, run them once more
     (unless interrupted: then the rows that found them serve) and write findings.json.
 
@@ -128,7 +114,7 @@ def _write(opts: Options, runner: Runner, state: Search, out: Outcome, known: Se
     t0 = time.monotonic()
     kept: list[tuple[Candidate, str]] = []
     for c in state.candidates:
-        bad = reference_check(c)
+        bad = checks.of(c.case)
         if bad:
             bug = _reference_bug(opts, c, bad)
             if all(b["id"] != bug["id"] for b in out.reference_bugs):
@@ -159,7 +145,8 @@ def _write(opts: Options, runner: Runner, state: Search, out: Outcome, known: Se
     for k, (c, name) in enumerate(kept):
         cid = _case_id(name)
         batch = next((b for b in reversed(runs) if b.shows(cid, c.behaviour)), None)
-        reproduced: bool | None = True if batch is not None else (False if runs else None)
+        ran = any(cid in b.rows for b in runs)  # a run cut by the deadline may not reach it
+        reproduced: bool | None = True if batch is not None else (False if ran else None)
         if batch is None:
             batch, cid = c.batch, c.case_id
         rows += batch.rows[cid]

@@ -36,7 +36,7 @@ SHARES = (0.5, 0.78)
 #: a feature's weight is doubled per new finding a case carrying it showed, up to this
 MAX_WEIGHT = 16.0
 #: cases one shrinking batch runs, all findings together, and simplifications per finding
-SHRINK_BATCH = 96
+SHRINK_BATCH = 192
 PER_CANDIDATE = 8
 
 
