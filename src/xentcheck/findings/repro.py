@@ -156,8 +156,11 @@ def after_imports(parts: list[str]) -> int:
     )
 
 
-def _at(index: Any) -> str:
-    return "[()]" if not index else "[" + ", ".join(str(int(i)) for i in index) + "]"
+def _element(idx: tuple[int, ...], shape: tuple[int, ...]) -> str:
+    """The worst element of ``got`` by its C-order position: a framework may return the
+    reference's elements in another shape of the same size (``[N, 1]`` for ``[N]``)."""
+    flat = int(np.ravel_multi_index(idx, shape)) if shape else 0
+    return f"np.asarray(got, dtype=np.float64).reshape(-1)[{flat}]"
 
 
 def _got(quantity: str) -> str:
@@ -197,7 +200,7 @@ def numeric_check(row: Row, rebuilt: Rebuilt) -> list[str]:
         f"allowed = {number(allowed)}  # {rule}",
         f"ulp = {number(one)}  # one ULP of expected in {dtype}",
         _got(q),
-        f"actual = float(got{_at(idx)}) if got is not None else float('nan')",
+        f"actual = float({_element(idx, np.shape(full))}) if got is not None else float('nan')",
         "err = abs(actual - expected)",
         'print(f"actual {actual!r}, expected {expected!r}: off by {err / ulp:.4g} ULP, '
         'allowed {allowed / ulp:.4g} ULP")',
@@ -219,7 +222,7 @@ def pattern_check(row: Row, rebuilt: Rebuilt) -> list[str]:
         "",
         f"expected = {number(expected)}  # the reference at element {list(idx)}",
         _got(q),
-        f"actual = float(got{_at(idx)}) if got is not None else 0.0",
+        f"actual = float({_element(idx, np.shape(full))}) if got is not None else 0.0",
         'print(f"actual {actual!r} ({klass(actual)}), expected {expected!r} ({klass(expected)})")',
         "reproduced = got is not None and klass(actual) != klass(expected)",
     ]
