@@ -538,4 +538,40 @@ EXAMPLES: list[Example] = [
         perturbed="inputs: {input: [[-1.6094379124341003, -0.6931471805599453, -1.2039728043259361]]}",
         alter=add(0.05),
     ),
+    Example(
+        "torch-ignore-index-with-probability-target",
+        "torch",
+        "torch.nn.functional.cross_entropy",
+        """
+        loss: softmax_cross_entropy
+        inputs: {logits: [[0.5, 1.0, -0.5]], target: [[0.25, 0.75, 0.0]]}
+        params: {ignore_index: 1}
+        """,
+        perturbed="params: {ignore_index: null}",
+        alter=error_text("RuntimeError: Expected floating point type for target"),
+    ),
+    Example(
+        "keras-binary-losses-empty-last-axis",
+        "tensorflow",
+        "keras.losses.binary_crossentropy(from_logits=True)",
+        """
+        loss: binary_cross_entropy_with_logits
+        inputs: {logits: [], target: []}
+        params: {reduction: none}
+        """,
+        perturbed="inputs: {logits: [[0.5, 1.0]], target: [[1.0, 0.0]]}",
+        alter=finite(0.5),
+    ),
+    Example(
+        "keras-binary-losses-need-a-last-axis",
+        "tensorflow",
+        "keras.losses.binary_crossentropy(from_logits=True)",
+        """
+        loss: binary_cross_entropy_with_logits
+        inputs: {logits: 2.0, target: 1.0}
+        params: {reduction: mean}
+        """,
+        perturbed="inputs: {logits: [2.0], target: [1.0]}",
+        alter=error_text("InvalidArgumentError: logits and labels must have the same shape"),
+    ),
 ]

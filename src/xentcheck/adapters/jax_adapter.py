@@ -314,7 +314,7 @@ def smoothed_one_hot(logits, target, label_smoothing, reduction, weight=None, ig
     class weights fold into the labels (PyTorch's semantics), and a mean divides by the
     weights of the kept targets."""
     axis = class_axis(logits)
-    onehot = jax.nn.one_hot(target, logits.shape[1], dtype=logits.dtype, axis=axis)
+    onehot = jax.nn.one_hot(target, logits.shape[axis], dtype=logits.dtype, axis=axis)
     labels = dense_labels(onehot, axis, weight, label_smoothing)
     kw = {"axis": axis} if axis != -1 else {}
     keep = None if ignore_index is None else target != ignore_index
@@ -344,21 +344,31 @@ def safe_probability_labels(logits, target, reduction, weight=None, label_smooth
     return reduce_loss(optax.losses.safe_softmax_cross_entropy(logits, labels), reduction)
 
 
+def batch_class_axis(x) -> int:
+    """The class axis of ``[N, C, d1..]`` (1), or of one unbatched sample ``[C]`` (0)."""
+    return 1 if x.ndim >= 2 else 0
+
+
+def at_target(x, target):
+    """``x`` at the target class along the class axis (``take_along_axis``)."""
+    k = batch_class_axis(x)
+    return jnp.take_along_axis(x, jnp.expand_dims(target, k), axis=k).squeeze(k)
+
+
 def log_probs_at_target(probs, target, reduction):
     """Probabilities and class indices: ``-log(probs)`` at the target class."""
-    logp = jnp.log(probs)
-    t = jnp.expand_dims(target, 1)
-    return reduce_loss(-jnp.take_along_axis(logp, t, axis=1).squeeze(1), reduction)
+    return reduce_loss(-at_target(jnp.log(probs), target), reduction)
 
 
 def soft_categorical(probs, target, reduction):
     """Probabilities and probability targets: ``-sum_c xlogy(target, probs)``."""
-    return reduce_loss(-jnp.sum(jsp.xlogy(target, probs), axis=1), reduction)
+    per = -jnp.sum(jsp.xlogy(target, probs), axis=batch_class_axis(probs))
+    return reduce_loss(per, reduction)
 
 
 def nll(log_probs, target, reduction, weight=None, ignore_index=None):
     """``-log_probs`` at the target class; ignored targets give 0."""
-    per = -jnp.take_along_axis(log_probs, jnp.expand_dims(target, 1), axis=1).squeeze(1)
+    per = -at_target(log_probs, target)
     keep = None if ignore_index is None else target != ignore_index
     if keep is not None:
         per = jnp.where(keep, per, jnp.zeros_like(per))
@@ -383,7 +393,9 @@ def binary_logits(logits, target, reduction, weight=None):
 def smoothed_binary_logits(logits, target, label_smoothing, reduction):
     """``optax.smooth_labels`` on the binary targets, then
     ``optax.losses.sigmoid_binary_cross_entropy``: optax smooths towards ``1/C`` over the
-    last axis (its ``num_categories``), not towards 1/2."""
+    last axis (its ``num_categories``), not towards 1/2; a 0-d target has no such axis."""
+    if target.ndim == 0:
+        raise Unsupported("optax.smooth_labels needs a category axis: a 0-d target has none")
     labels = optax.smooth_labels(target, label_smoothing)
     return reduce_loss(optax.losses.sigmoid_binary_cross_entropy(logits, labels), reduction)
 

@@ -245,7 +245,15 @@ def _refuse(reasons: Mapping[str, str], reduction: str) -> Callable[[Call, Tenso
 
 def _class_index_guard(op: str) -> Callable[[Call, Tensors], None]:
     no_smoothing = {"label_smoothing": f"onnx.{op} has no label_smoothing attribute"}
-    return _refuse(no_smoothing, "ONNX loss operators have no reduction {!r}")
+    refuse = _refuse(no_smoothing, "ONNX loss operators have no reduction {!r}")
+
+    def guard(call: Call, tensors: Tensors) -> None:
+        refuse(call, tensors)
+        first = next(iter(call.inputs.values()))
+        if np.ndim(first) < 2:  # the operator's input is (N, C) or (N, C, d1, ...)
+            raise Unsupported(f"onnx.{op} takes a batch axis: one unbatched sample [C] has none")
+
+    return guard
 
 
 _SOFT_TARGET_GUARD = _refuse(

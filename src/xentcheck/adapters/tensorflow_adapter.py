@@ -264,7 +264,7 @@ def smoothed_softmax_cross_entropy(logits, target, label_smoothing, reduction):
     else:
         labels = class_last(target)
     ls = float(label_smoothing)
-    labels = labels * (1.0 - ls) + ls / classes
+    labels = labels * (1.0 - ls) + (ls / classes if classes else 0.0)  # no classes: no labels
     per = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     return reduce_loss(per, reduction)
 

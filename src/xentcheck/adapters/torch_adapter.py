@@ -268,8 +268,10 @@ def nll_of_log(probs, target, **kwargs):
 
 
 def soft_categorical(probs, target, reduction):
-    """Probabilities and probability targets: ``-(target * log(probs)).sum(dim=1)``."""
-    return reduce_loss(-(target * torch.log(probs)).sum(dim=1), reduction)
+    """Probabilities and probability targets: ``-(target * log(probs)).sum(dim=1)`` (dim 0
+    for one unbatched sample ``[C]``)."""
+    dim = 1 if probs.dim() >= 2 else 0
+    return reduce_loss(-(target * torch.log(probs)).sum(dim=dim), reduction)
 
 
 def token_cross_entropy(logits, target, mask=None, **kwargs):

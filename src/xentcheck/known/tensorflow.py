@@ -133,7 +133,10 @@ def _clipped(f: Finding) -> bool:
     """Some probability the API clips lies outside Keras' ``[epsilon, 1 - epsilon]``
     (``[epsilon, 1]`` for KL): the documented clip changes the value and zeroes the
     gradient there (``1 - 1e-7`` rounds to 1 in float16 and bfloat16, so nothing is
-    clipped at the top there and ``log(1 - 1)`` is ``-inf``)."""
+    clipped at the top there and ``log(1 - 1)`` is ``-inf``). Clipping changes numbers;
+    it never raises: an exception is something else."""
+    if f.error is not None:
+        return False
     hi = 1.0 - EPSILON
     if f.loss == "binary_cross_entropy":
         return _outside(first_input(f), EPSILON, hi)
@@ -364,6 +367,34 @@ def _label_checked_where_masked(f: Finding) -> bool:
     return not bool(unmasked(f)[bad].any())
 
 
+# ------------------------------------------ Keras binary losses: no or empty last axis
+
+
+def _binary_empty_last_axis(f: Finding) -> bool:
+    """The last-axis mean of an input whose last axis is empty: reduction none gives the
+    shape without that axis, all NaN (the mean of nothing), where the reference's
+    element-wise result is empty."""
+    x = first_input(f)
+    if x.ndim == 0 or x.shape[-1] != 0 or f.quantity != "value" or f.actual is None:
+        return False
+    if _reduction(f) != "none":
+        return False
+    a = floats(f.actual)
+    return a.shape == x.shape[:-1] and bool(np.all(np.isnan(a)))
+
+
+#: what the backends say when asked to reduce axis -1 of a 0-d tensor
+_NO_AXIS = re.compile(r"reduction dimension|out of bounds|out of range", re.IGNORECASE)
+
+
+def _binary_scalar_input(f: Finding) -> bool:
+    """A 0-d input has no last axis to average: Keras raises where the reference's
+    element-wise loss takes the single element."""
+    if f.actual is not None or f.error is None or first_input(f).ndim != 0:
+        return False
+    return _NO_AXIS.search(f.error) is not None
+
+
 # ------------------------------------------------------------------------------- entries
 
 _KERAS_LOSS_DOC = "https://www.tensorflow.org/api_docs/python/tf/keras/Loss"
@@ -507,6 +538,40 @@ ENTRIES: list[Known] = [
         ),
         link="https://www.tensorflow.org/api_docs/python/tf/nn/sparse_softmax_cross_entropy_with_logits",
         when=_label_checked_where_masked,
+        statuses=("error",),
+    ),
+    Known(
+        id="keras-binary-losses-empty-last-axis",
+        framework="tensorflow",
+        apis=(
+            "keras.losses.binary_crossentropy*",
+            "keras.losses.BinaryCrossentropy*",
+            *_FOCAL_APIS,
+        ),
+        explanation=(
+            "Keras' binary losses average the last axis per sample (shape [batch, d0, .. "
+            "dN-1]): with an empty last axis, reduction none gives that shape filled with "
+            "NaN (the mean of nothing) instead of an empty element-wise result."
+        ),
+        link="https://www.tensorflow.org/api_docs/python/tf/keras/losses/binary_crossentropy",
+        when=_binary_empty_last_axis,
+        statuses=("mismatch",),
+    ),
+    Known(
+        id="keras-binary-losses-need-a-last-axis",
+        framework="tensorflow",
+        apis=(
+            "keras.losses.binary_crossentropy*",
+            "keras.losses.BinaryCrossentropy*",
+            *_FOCAL_APIS,
+        ),
+        explanation=(
+            "Keras' binary losses average the last axis per sample (y_true of shape "
+            "[batch, d0, .. dN]): a 0-d input has no axis -1 to reduce and raises, where "
+            "the reference's element-wise loss takes the single element."
+        ),
+        link="https://www.tensorflow.org/api_docs/python/tf/keras/losses/binary_crossentropy",
+        when=_binary_scalar_input,
         statuses=("error",),
     ),
 ]

@@ -190,6 +190,21 @@ def _plus_inf_slices(f: Finding) -> bool:
     return differs_only_where(f, where, nan_either=True)
 
 
+# ------------------------------------------------------ ignore_index, soft targets
+
+
+def _ignore_index_with_probabilities(f: Finding) -> bool:
+    """cross_entropy raised because ``ignore_index`` was set (to anything but its default
+    -100) with class-probability targets: it is "only applicable when the target contains
+    class indices", and torch rejects the combination instead of ignoring the argument."""
+    if f.actual is not None or f.error is None or integer_target(f):
+        return False
+    index = f.params.get("ignore_index")
+    if index is None or index == TORCH_IGNORE_INDEX or f.inputs.get("target") is None:
+        return False
+    return "ignore_index is not supported for floating point target" in f.error
+
+
 # ----------------------------------------------------------------------- entries
 
 ENTRIES: list[Known] = [
@@ -298,5 +313,18 @@ ENTRIES: list[Known] = [
         link="https://github.com/pytorch/pytorch/issues/6864",
         when=_plus_inf_slices,
         statuses=("nonfinite",),
+    ),
+    Known(
+        id="torch-ignore-index-with-probability-target",
+        framework="torch",
+        apis=_CE,
+        explanation=(
+            "cross_entropy's ignore_index is only applicable to class-index targets: set "
+            "(to anything but -100) with class-probability targets it raises 'ignore_index "
+            "is not supported for floating point target', where the reference ignores it."
+        ),
+        link="https://pytorch.org/docs/stable/generated/torch.nn.CrossEntropyLoss.html",
+        when=_ignore_index_with_probabilities,
+        statuses=("error",),
     ),
 ]
