@@ -122,3 +122,12 @@ def test_frameworks_and_later_runs_share_goldens(tmp_path, instances):
 
     assert goldens(rows) == goldens(rows2) == goldens(uncached)
     assert goldens(uncached)
+
+
+def test_a_scalar_and_a_one_element_vector_have_different_keys():
+    # np.ascontiguousarray turns a 0-d array into shape (1,): keyed on that, softmax of the
+    # scalar inf (rejected: no axis) and of [inf] shared an entry, and a run that had the
+    # scalar first called the vector rejected (fuzz found it: 0-d and [1] inputs meet there)
+    scalar = golden_key("softmax", {"axis": -1}, {"x": np.array(np.inf)})
+    vector = golden_key("softmax", {"axis": -1}, {"x": np.array([np.inf])})
+    assert scalar != vector

@@ -29,9 +29,9 @@ def golden_key(loss: str, params: dict[str, Any], inputs: dict[str, np.ndarray])
     h = hashlib.sha256()
     h.update(json.dumps([loss, params, reference_digest()], sort_keys=True, default=repr).encode())
     for name in sorted(inputs):
-        a = np.ascontiguousarray(inputs[name])
+        a = np.asarray(inputs[name])  # its own shape: ascontiguousarray makes 0-d arrays 1-d
         h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
-        h.update(a.tobytes())
+        h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
 
 
