@@ -28,7 +28,7 @@ from typing import Any
 from xentcheck.fuzz.checks import ReferenceChecks
 from xentcheck.fuzz.driver import SHARES, Candidate, Options, Search, search, shrink
 from xentcheck.fuzz.shrink import size
-from xentcheck.fuzz.trials import Batch, Behaviour, Runner, behaviours
+from xentcheck.fuzz.trials import Batch, Behaviour, Runner, behaviours, finding_behaviours
 from xentcheck.fuzz.write import (
     described,
     write_atomic,
@@ -60,9 +60,7 @@ def baseline_behaviours(baseline: tuple[list, list], known: Sequence[Any]) -> se
     headers, rows = baseline
     out: set[Behaviour] = set()
     for f in build(rows, headers, known=known, scripts=False):
-        quantity = f["quantity"] if f["kind"] in ("wrong", "precision", "nonfinite") else ""
-        out.update((f["framework"], api, f["loss"], f["kind"], f["signature"], quantity)
-                   for api in f["apis"])  # fmt: skip
+        out.update(finding_behaviours(f))
     return out
 
 
@@ -157,8 +155,8 @@ def _write(opts: Options, runner: Runner, state: Search, out: Outcome, known: Se
     built = build(rows, headers, known=known, per_case=True) if rows else []
     for k, (c, name) in enumerate(kept):
         key, reproduced = where[k]
-        f = next((f for f in built if f["cases"] == [key] and _same(f, c.behaviour)
-                  and c.behaviour[1] in f["apis"]), None)  # fmt: skip
+        mine = (f for f in built if f["cases"] == [key] and c.behaviour in finding_behaviours(f))
+        f = next(mine, None)
         if f is None:
             continue
         f = {**f, "case_file": name, "reproduced": reproduced,
@@ -204,11 +202,6 @@ def _write_case(out_dir: Path, case: dict[str, Any], group: Any) -> str:
 
 def _case_file_id(name: str) -> str:
     return Path(name).stem
-
-
-def _same(f: dict[str, Any], b: Behaviour) -> bool:
-    quantity = f["quantity"] if f["kind"] in ("wrong", "precision", "nonfinite") else ""
-    return (f["framework"], f["loss"], f["kind"], f["signature"], quantity) == (b[0], *b[2:])
 
 
 def _case_id(name: str | Path) -> str:

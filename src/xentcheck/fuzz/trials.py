@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from xentcheck.findings.group import Group, group_rows
+from xentcheck.findings.group import PER_QUANTITY, Group, group_rows
 from xentcheck.harness.cases import load_file
 from xentcheck.harness.results import read_results
 from xentcheck.harness.runner import Interrupted, run
@@ -36,6 +36,13 @@ def behaviours(group: Group) -> list[Behaviour]:
     """The behaviours of a finding's group, one per API, sorted."""
     return sorted((group.framework, api, group.loss, group.kind, group.signature, group.quantity)
                   for api in group.apis)  # fmt: skip
+
+
+def finding_behaviours(f: Mapping[str, Any]) -> list[Behaviour]:
+    """The behaviours of a finding as ``xentcheck findings`` writes it, one per API."""
+    quantity = str(f["quantity"]) if f["kind"] in PER_QUANTITY else ""
+    return sorted((f["framework"], api, f["loss"], f["kind"], f["signature"], quantity)
+                  for api in f["apis"])  # fmt: skip
 
 
 def case_text(cases: Sequence[Mapping[str, Any]]) -> str:
