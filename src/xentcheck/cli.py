@@ -46,36 +46,12 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run cases through frameworks and write results (JSON Lines)")
     r.add_argument(
-        "--framework",
-        action="append",
-        metavar="NAME",
-        help=f"one of {', '.join(FRAMEWORKS)} (repeatable; default: all installed)",
-    )
-    r.add_argument(
         "--cases",
         action="append",
         metavar="PATH",
         help="case file or folder (repeatable; default: the suite shipped with xentcheck)",
     )
-    r.add_argument(
-        "--dtype",
-        action="append",
-        choices=FLOAT_DTYPES,
-        metavar="D",
-        help="limit to these dtypes (repeatable)",
-    )
-    r.add_argument(
-        "--device",
-        choices=["cpu", "gpu", "all"],
-        default="all",
-        help="default all: CPU, and GPU where present",
-    )
-    r.add_argument(
-        "--adapter",
-        action="append",
-        metavar="MODULE:ATTR",
-        help="also run a Framework defined outside xentcheck (repeatable)",
-    )
+    _selection_options(r, "run")
     r.add_argument(
         "--skip-tag",
         action="append",
@@ -176,6 +152,35 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _selection_options(parser: argparse.ArgumentParser, verb: str) -> None:
+    """``--framework``, ``--adapter``, ``--dtype`` and ``--device``, as run and fuzz take them."""
+    parser.add_argument(
+        "--framework",
+        action="append",
+        metavar="NAME",
+        help=f"one of {', '.join(FRAMEWORKS)} (repeatable; default: all installed)",
+    )
+    parser.add_argument(
+        "--adapter",
+        action="append",
+        metavar="MODULE:ATTR",
+        help=f"also {verb} a Framework defined outside xentcheck (repeatable)",
+    )
+    parser.add_argument(
+        "--dtype",
+        action="append",
+        choices=FLOAT_DTYPES,
+        metavar="D",
+        help="limit to these dtypes (repeatable; default: all four)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "gpu", "all"],
+        default="all",
+        help="default all: CPU, and GPU where present",
+    )
+
+
 def _fuzz_parser(sub: Any) -> None:
     f = sub.add_parser(
         "fuzz",
@@ -186,36 +191,12 @@ def _fuzz_parser(sub: Any) -> None:
         "with mpmath somewhere (DIR/reference-bugs.json); 130 on Ctrl-C, after writing.",
     )
     f.add_argument(
-        "--framework",
-        action="append",
-        metavar="NAME",
-        help=f"one of {', '.join(FRAMEWORKS)} (repeatable; default: all installed)",
-    )
-    f.add_argument(
-        "--adapter",
-        action="append",
-        metavar="MODULE:ATTR",
-        help="also fuzz a Framework defined outside xentcheck (repeatable)",
-    )
-    f.add_argument(
         "--loss",
         action="append",
         metavar="NAME",
         help="limit to these losses (repeatable; default: every loss)",
     )
-    f.add_argument(
-        "--dtype",
-        action="append",
-        choices=FLOAT_DTYPES,
-        metavar="D",
-        help="limit to these dtypes (repeatable; default: all four)",
-    )
-    f.add_argument(
-        "--device",
-        choices=["cpu", "gpu", "all"],
-        default="all",
-        help="default all: CPU, and GPU where present",
-    )
+    _selection_options(f, "fuzz")
     f.add_argument(
         "--budget",
         type=float,
