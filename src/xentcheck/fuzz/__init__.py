@@ -38,6 +38,10 @@ from xentcheck.fuzz.write import (
 )
 
 Row = dict[str, Any]
+#: after Ctrl-C, cases above this many input elements are written without the reference
+#: check the background thread had not reached (``reference_checked: false``): it can take
+#: seconds per row of a large vocabulary
+QUICK_CHECK_ELEMENTS = 4096
 
 __all__ = ["Options", "Outcome", "fuzz"]
 
@@ -111,8 +115,14 @@ def _write(opts: Options, runner: Runner, state: Search, out: Outcome, known: Se
 
     t0 = time.monotonic()
     kept: list[tuple[Candidate, str]] = []
+    unchecked: set[int] = set()  # after Ctrl-C, large cases the thread had not reached
     for c in state.candidates:
-        bad = checks.of(c.case)
+        bad = checks.known(c.case)
+        if bad is None and deadline is None and size(c.case)[0] > QUICK_CHECK_ELEMENTS:
+            unchecked.add(id(c))
+            bad = []
+        elif bad is None:
+            bad = checks.of(c.case)
         if bad:
             bug = _reference_bug(opts, c, bad)
             if all(b["id"] != bug["id"] for b in out.reference_bugs):
@@ -160,6 +170,7 @@ def _write(opts: Options, runner: Runner, state: Search, out: Outcome, known: Se
         if f is None:
             continue
         f = {**f, "case_file": name, "reproduced": reproduced,
+             "reference_checked": id(c) not in unchecked,
              "fuzz": {"seed": opts.seed, "round": c.found_in, "drawn_size": list(c.drawn_size),
                       "size": list(size(c.case)), "behaviour": list(c.behaviour)}}  # fmt: skip
         found.append(f)

@@ -75,8 +75,14 @@ class ReferenceChecks:
         self._thread = threading.Thread(target=work, name="reference-checks", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the thread (after the check it is in)."""
+    def stop(self, wait: float = 1.0) -> None:
+        """Stop the thread: a check it is still in after ``wait`` seconds is left to
+        finish on its own (a daemon thread; its result is not needed)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(wait)
+
+    def known(self, case: Mapping[str, Any]) -> list[Any] | None:
+        """The check of ``case`` if it was done, else None."""
+        with self._lock:
+            return self._done.get(_key(case))
