@@ -137,7 +137,7 @@ def search(opts: Options, runner: Runner, known: set[Behaviour], deadline: float
                     Candidate(fresh[0], bs, case, r, size(case), batch, case["id"])
                 )
                 new += 1
-                for f in features[case["id"]]:
+                for f in set(features[case["id"]]):  # once per case, however often chosen
                     state.weights[f] = min(MAX_WEIGHT, state.weights.get(f, 1.0) * 2)
         left = max(0.0, deadline - time.monotonic())
         _say(opts, f"round {r + 1}: {len(cases)} cases, {new} new; {len(state.candidates)} "
