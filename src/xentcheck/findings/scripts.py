@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from xentcheck.findings.instances import CaseSources, rebuild
+from xentcheck.harness.results import framework_specs
 
 Row = dict[str, Any]
 #: (script or None, note or None) of one job
@@ -34,11 +35,8 @@ def write_here(
     from xentcheck.adapters import load_framework
     from xentcheck.findings.repro import script
 
-    spec = next((str(info["spec"]) for h in headers
-                 for name, info in (h.get("frameworks") or {}).items()
-                 if name == framework and isinstance(info, dict) and info.get("spec")), framework)  # fmt: skip
     try:
-        fw = load_framework(spec)
+        fw = load_framework(framework_specs(headers).get(framework, framework))
     except Exception as exc:  # not installed here, or a custom adapter's module
         note = f"the {framework} adapter does not load here ({type(exc).__name__}: {exc})"
         return [(None, note)] * len(jobs)

@@ -28,7 +28,7 @@ from typing import Any
 from xentcheck.fuzz.checks import ReferenceChecks
 from xentcheck.fuzz.driver import SHARES, Candidate, Options, Search, search, shrink
 from xentcheck.fuzz.shrink import size
-from xentcheck.fuzz.trials import Batch, Behaviour, Runner, behaviours, finding_behaviours
+from xentcheck.fuzz.trials import Batch, Behaviour, Runner, finding_behaviours
 from xentcheck.fuzz.write import (
     described,
     write_atomic,
@@ -128,7 +128,9 @@ def _write(opts: Options, runner: Runner, state: Search, out: Outcome, known: Se
             if all(b["id"] != bug["id"] for b in out.reference_bugs):
                 out.reference_bugs.append(bug)
             continue
-        group = next(g for g in c.batch.groups[c.case_id] if c.behaviour in behaviours(g))
+        group = c.batch.group_showing(c.case_id, c.behaviour)
+        if group is None:  # the batch kept with a candidate is the one that showed it
+            raise RuntimeError(f"fuzz: {c.case_id} lost its behaviour {c.behaviour}")
         kept.append((c, _write_case(opts.out_dir, c.case, group)))
     state.times["reference_s"] = time.monotonic() - t0
     if out.reference_bugs:
@@ -138,8 +140,7 @@ def _write(opts: Options, runner: Runner, state: Search, out: Outcome, known: Se
         runs.append(_rerun(opts, runner, kept, deadline - _build_reserve(opts, len(kept))))
         renamed = []
         for k, (c, name) in enumerate(kept):
-            g = next((g for g in runs[0].groups.get(_case_id(name), [])
-                      if c.behaviour in behaviours(g)), None)  # fmt: skip
+            g = runs[0].group_showing(_case_id(name), c.behaviour)
             if g is not None and _case_file_id(name) != g.id:
                 (opts.out_dir / name).unlink()
                 kept[k] = (c, _write_case(opts.out_dir, c.case, g))

@@ -25,7 +25,7 @@ import yaml
 
 from xentcheck.findings.group import PER_QUANTITY, Group, group_rows
 from xentcheck.harness.cases import load_file
-from xentcheck.harness.results import read_results
+from xentcheck.harness.results import framework_specs, read_results
 from xentcheck.harness.runner import Interrupted, run
 
 Row = dict[str, Any]
@@ -61,9 +61,13 @@ class Batch:
     interrupted: bool = False
     wall_s: float = 0.0
 
+    def group_showing(self, case_id: str, behaviour: Behaviour) -> Group | None:
+        """The group (finding) of case ``case_id`` that has ``behaviour``, if any."""
+        return next((g for g in self.groups.get(case_id, []) if behaviour in behaviours(g)), None)
+
     def shows(self, case_id: str, behaviour: Behaviour) -> bool:
         """Whether case ``case_id`` showed ``behaviour`` in this batch."""
-        return any(behaviour in behaviours(g) for g in self.groups.get(case_id, []))
+        return self.group_showing(case_id, behaviour) is not None
 
 
 @dataclass
@@ -134,9 +138,7 @@ class Runner:
                 if deadline is None or time.monotonic() < deadline:  # Ctrl-C, not the deadline
                     raise KeyboardInterrupt from None
             batch.headers, rows = read_results(out)
-            for h in batch.headers:
-                for name, info in (h.get("frameworks") or {}).items():
-                    self.specs[name] = info.get("spec", name)
+            self.specs.update(framework_specs(batch.headers))
         else:
             rows = []
         batch.wall_s = time.monotonic() - t0

@@ -87,6 +87,18 @@ class ResultWriter:
         self.close()
 
 
+def framework_specs(headers: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """Each framework's name, as rows name it, -> what the run was given for it
+    (``--framework NAME`` or ``--adapter MODULE:ATTR``): the run headers'
+    ``frameworks[name].spec``; a framework whose headers lack it is left out."""
+    out: dict[str, str] = {}
+    for h in headers:
+        for name, info in (h.get("frameworks") or {}).items():
+            if isinstance(info, dict) and info.get("spec"):
+                out[str(name)] = str(info["spec"])
+    return out
+
+
 def read_lines(path: str | Path) -> Iterator[dict[str, Any]]:
     """Every complete JSON object of a JSON Lines file; a torn or garbled line is skipped."""
     with open(path, encoding="utf-8", errors="replace") as f:
