@@ -176,7 +176,7 @@ def _parse_range(text: str, default_package: str) -> tuple[str, SpecifierSet]:
 @cache
 def installed_version(package: str) -> str | None:
     """The version of ``package`` here: its imported module's ``__version__``, else the
-    installed distribution's (``tensorflow`` is found as ``tensorflow-cpu`` too)."""
+    installed distribution's (``tensorflow`` is found as ``tensorflow-cpu`` too, for environments that install that build)."""
     module = sys.modules.get(package)
     version = getattr(module, "__version__", None)
     if isinstance(version, str):
