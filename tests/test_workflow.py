@@ -100,7 +100,7 @@ def _framework_envs() -> set[str]:
 
 def _tox_calls(doc: dict) -> list[str]:
     runs = [s.get("run", "") for job in doc["jobs"].values() for s in job.get("steps", [])]
-    return re.findall(r"tox -e \"?([\w.${}\- ]+?)\"?(?:\s|$)", "\n".join(runs))
+    return [a or b for a, b in re.findall(r'tox -e (?:"([^"]+)"|(\S+))', "\n".join(runs))]
 
 
 def test_every_tox_environment_the_workflow_calls_exists():
