@@ -59,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TAG",
         help="skip cases carrying TAG (repeatable; e.g. large-vocab)",
     )
+    r.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="run only cases carrying TAG (repeatable: any of them; e.g. gpu-smoke)",
+    )
+    r.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run shard I of N: a fixed 1/N of the instances, the same on every machine "
+        "(docs/running.md); the N shards' files merge into the whole run",
+    )
     r.add_argument("--out", required=True, metavar="FILE.jsonl")
     r.add_argument(
         "--jobs",
@@ -116,10 +129,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar or lines")
 
     rep = sub.add_parser("report", help="render results as HTML")
-    rep.add_argument("results", nargs="+", metavar="FILE.jsonl")
+    rep.add_argument(
+        "results",
+        nargs="+",
+        metavar="FILE.jsonl|DIR",
+        help="results files and folders of them (every *.jsonl under one): shards, machines "
+        "and framework versions merge into one page (docs/report.md)",
+    )
     rep.add_argument("-o", "--output", required=True, metavar="reports/index.html")
     rep.add_argument(
-        "--baseline", action="append", metavar="OLD.jsonl", help="earlier results to diff against"
+        "--baseline",
+        action="append",
+        metavar="OLD.jsonl|DIR",
+        help="earlier results (files or folders) to diff against",
     )
     rep.add_argument(
         "--markdown", metavar="FILE.md", help="also write the differences table as Markdown"
@@ -351,9 +373,32 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _shard(text: str | None):
+    """The :class:`~xentcheck.harness.plan.Shard` of ``--shard I/N`` (None without it)."""
+    from xentcheck.harness.plan import Shard
+
+    if text is None:
+        return None
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _check_tags(tags: list[str], cases) -> None:
+    """Every ``--tag`` must be carried by at least one loaded case."""
+    carried = {t for c in cases for t in c.tags}
+    for tag in dict.fromkeys(tags):
+        if tag not in carried:
+            known = ", ".join(sorted(carried)) or "none"
+            raise UsageError(f"--tag {tag}: no case carries it (the cases' tags: {known})")
+
+
 def cmd_run(args) -> int:
+    from xentcheck.harness.plan import chosen
     from xentcheck.harness.runner import Interrupted, RunError, default_jobs, exit_status, run
 
+    shard = _shard(args.shard)
     frameworks = _frameworks(args)
     jobs = args.jobs if args.jobs is not None else default_jobs(len(frameworks))
     if jobs < 1:
@@ -375,13 +420,15 @@ def cmd_run(args) -> int:
         check_output(folder, "--cache-dir", folder=True)
         cache = ResultCache(folder)
     paths, cases, instances = _load(args.cases)
+    _check_tags(args.tag, cases)
     skipped = set(args.skip_tag)
     if not args.quiet:
-        kept = [c for c in cases if not skipped.intersection(c.tags)]
-        n = sum(1 for i in instances if not skipped.intersection(i.case.tags))
+        kept = [i for i in instances if not skipped.intersection(i.case.tags)]
+        picked = [kept[n] for n in chosen(kept, args.tag, shard)]
+        where = f" (shard {shard})" if shard is not None else ""
         print(
-            f"xentcheck: {len(kept)} cases, {n} instances; frameworks: {', '.join(frameworks)};"
-            f" {jobs} worker(s)",
+            f"xentcheck: {len({i.case.key for i in picked})} cases, {len(picked)} instances{where};"
+            f" frameworks: {', '.join(frameworks)}; {jobs} worker(s)",
             file=sys.stderr,
         )
     out = Path(args.out)
@@ -392,7 +439,7 @@ def cmd_run(args) -> int:
     try:
         rows = run(frameworks, paths, cases, args.dtype, args.device, out, jobs=jobs,
                    quiet=args.quiet, timeout=args.timeout, resume=args.resume,
-                   skip_tags=args.skip_tag,
+                   skip_tags=args.skip_tag, tags=args.tag, shard=shard,
                    golden_cache=Path(args.golden_cache) if args.golden_cache else None,
                    cache=cache, criterion=args.criterion, known_files=args.known)  # fmt: skip
     except RunError as exc:
@@ -436,21 +483,12 @@ def _new_findings(out: Path, baseline, known: list) -> list[dict]:
     """The unexplained findings of the results file ``out`` that are new against
     ``baseline``; prints how many findings there are and one line per new one."""
     from xentcheck import findings
+    from xentcheck.findings.command import report_new
     from xentcheck.report import load
 
     headers, rows = load([out])
     found = findings.build(rows, headers, baseline=baseline, known=known, scripts=False)
-    counts = Counter(f["status"] for f in found)
-    new = [f for f in found if f["status"] == "new" and f["known"] is None]
-    print(
-        f"xentcheck: {len(found) - counts['fixed']} findings against the baseline: "
-        f"{len(new)} new and unexplained, {counts['new'] - len(new)} new and known, "
-        f"{counts['unchanged']} unchanged, {counts['fixed']} fixed",
-        file=sys.stderr,
-    )
-    for f in new:
-        print(f"xentcheck: new: {f['id']}: {f['summary']}", file=sys.stderr)
-    return new
+    return report_new(found)
 
 
 def cmd_report(args) -> int:

@@ -31,6 +31,8 @@ from xentcheck.findings.instances import CaseSources, Rebuilt, input_elements, r
 from xentcheck.findings.render import render
 from xentcheck.findings.scripts import write_all
 from xentcheck.findings.summary import summary
+from xentcheck.findings.versions import compare_versions
+from xentcheck.harness.merge import framework_info
 from xentcheck.known import Finding, Known
 
 __all__ = ["KINDS", "SEVERITY", "build", "render"]
@@ -58,6 +60,11 @@ def build(
     scripts:  False leaves ``repro`` null (a baseline's findings need none).
     per_case: group each case's rows on their own, as a run of that case alone would
               (``fuzz``: every case file it writes stands for one finding).
+
+    Rows labelled with a version set (``variant``: merged files holding a framework at
+    several) make findings of that label (``label``, ``variant``, ``versions``), and the
+    findings of each framework's consecutive version sets are compared
+    (:func:`~xentcheck.findings.versions.compare_versions`: ``upgrade``, ``fixed_in``).
     """
     sources = CaseSources(headers)
     rows = apply_known(rows, headers, known, sources) if known else list(rows)
@@ -85,8 +92,11 @@ def build(
         old = build(old_rows, old_headers, known=known, scripts=False)
     found = with_status(found, old, rows)
     for f in found:
+        if f["status"] != "fixed":  # a baseline's finding keeps the versions of its own run
+            f["versions"] = _versions(headers, f["framework"], f["variant"])
         f["draft"] = draft(f, headers)
-    return sorted(found, key=lambda f: (f["severity"], f["framework"], f["id"]))
+    compare_versions(found, rows, headers)
+    return sorted(found, key=lambda f: (f["severity"], f["framework"], f["label"], f["id"]))
 
 
 def finding(g: Group) -> dict[str, Any]:
@@ -98,6 +108,8 @@ def finding(g: Group) -> dict[str, Any]:
         "severity": g.severity,
         "signature": g.signature,
         "framework": g.framework,
+        "label": g.variant or g.framework,
+        "variant": g.variant,
         "apis": sorted(g.apis),
         "loss": g.loss,
         "quantity": g.quantity or ", ".join(sorted_unique(r.get("quantity") for r in g.rows)),
@@ -129,8 +141,13 @@ def example_row(g: Group, sources: CaseSources) -> Row:
     return min(ordered, key=lambda r: (_size(r, sources), -badness(r)))
 
 
-def _versions(headers: Sequence[Row], framework: str) -> dict[str, str]:
-    for h in headers:
+def _versions(headers: Sequence[Row], framework: str, variant: str = "") -> dict[str, str]:
+    """The recorded versions of ``framework`` in the run of label ``variant`` (the first
+    run naming it when the framework has one label)."""
+    versions = framework_info(headers, framework, variant).get("versions")
+    if versions:
+        return dict(versions)
+    for h in headers:  # a run whose header entry has no versions: another's
         info = (h.get("frameworks") or {}).get(framework) or {}
         if info.get("versions"):
             return dict(info["versions"])
@@ -193,7 +210,7 @@ def apply_known(
         if key not in cache:
             got = rebuild(sources, r)
             cache[key] = None if isinstance(got, str) else got
-        f = row_finding(r, cache[key], _versions(headers, fw))
+        f = row_finding(r, cache[key], _versions(headers, fw, str(r.get("variant") or "")))
         entry = next((k for k in candidates if k.matches(f)), None)
         if entry is None:
             out.append(r)

@@ -1,8 +1,10 @@
 """``xentcheck findings RESULTS... [--format text|md|json] [--baseline OLD...] [--known FILE...]
-[--verify]``: the findings of one or more results files.
+[--verify] [--fail-on never|new]``: the findings of one or more results files and folders.
 
 Exit status: 0 (the findings are a listing, not a verdict); with ``--verify``, 1 when a
-finding's script does not reproduce it; 2 for bad input (a results or known-differences
+finding's script does not reproduce it; with ``--fail-on new``, 1 when an unexplained
+finding is new against ``--baseline`` (the gate of ``xentcheck run --fail-on new``, for
+results merged from many machines); 2 for bad input (a results or known-differences
 file that cannot be used: one line ``file:line: reason (fix)``, nothing else written).
 """
 
@@ -11,6 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +32,11 @@ def add_parser(subparsers: Any) -> None:
         "per framework behaviour), most severe first; docs/findings.md.",
     )
     p.add_argument(
-        "results", nargs="+", metavar="RESULTS", help="results files (xentcheck run --out)"
+        "results",
+        nargs="+",
+        metavar="RESULTS",
+        help="results files (xentcheck run --out) and folders of them (every *.jsonl under "
+        "one): shards, machines and version sets merge (docs/report.md)",
     )
     p.add_argument(
         "--format",
@@ -41,7 +49,7 @@ def add_parser(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="OLD",
-        help="an older results file (repeatable): each finding is new, unchanged or fixed",
+        help="an older results file or folder (repeatable): each finding is new, unchanged or fixed",
     )
     p.add_argument(
         "--known",
@@ -59,6 +67,12 @@ def add_parser(subparsers: Any) -> None:
         help="run every finding's script with xentcheck hidden and say whether it reproduces",
     )
     p.add_argument(
+        "--fail-on",
+        choices=("never", "new"),
+        default="never",
+        help="new: exit 1 when an unexplained finding is new against --baseline (default never)",
+    )
+    p.add_argument(
         "--jobs",
         type=int,
         default=os.cpu_count() or 1,
@@ -74,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         print("xentcheck: error: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    if args.fail_on == "new" and not args.baseline:
+        print("xentcheck: error: --fail-on new needs --baseline OLD (the results to compare with)",
+              file=sys.stderr)  # fmt: skip
         return 2
     try:
         known = load_known(args.known or [])
@@ -106,7 +124,11 @@ def run(args: argparse.Namespace) -> int:
             f"their finding ({len(verdicts) - len(done)} findings have none)",
             file=sys.stderr,
         )
-    text = findings.render(found, args.format)
+    from xentcheck.findings.versions import upgrades
+
+    if args.baseline and report_new(found) and args.fail_on == "new":
+        status = 1
+    text = findings.render(found, args.format, upgrades(found, headers))
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text, encoding="utf-8")
@@ -114,6 +136,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return status
+
+
+def report_new(found: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The unexplained findings of ``found`` that are new against its baseline; prints
+    how many findings there are and one line per new one on stderr (the gate's lines)."""
+    counts = Counter(f["status"] for f in found)
+    new = [f for f in found if f["status"] == "new" and f["known"] is None]
+    print(
+        f"xentcheck: {len(found) - counts['fixed']} findings against the baseline: "
+        f"{len(new)} new and unexplained, {counts['new'] - len(new)} new and known, "
+        f"{counts['unchanged']} unchanged, {counts['fixed']} fixed",
+        file=sys.stderr,
+    )
+    for f in new:
+        label = f" [{f['label']}]" if f.get("variant") else ""
+        print(f"xentcheck: new: {f['id']}{label}: {f['summary']}", file=sys.stderr)
+    return new
 
 
 def check_output(path: str) -> None:

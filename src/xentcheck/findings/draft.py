@@ -35,7 +35,11 @@ def definition(loss: str) -> str:
     return doc.split("\nArgs:")[0].strip()
 
 
-def _versions(headers: Sequence[Mapping[str, Any]], framework: str) -> str:
+def _versions(
+    headers: Sequence[Mapping[str, Any]], framework: str, finding: Mapping[str, Any]
+) -> str:
+    if finding.get("versions"):  # the finding's own run's (one of several version sets)
+        return ", ".join(f"{k} {v}" for k, v in finding["versions"].items())
     for h in headers:
         info = (h.get("frameworks") or {}).get(framework)
         if info and info.get("versions"):
@@ -53,7 +57,7 @@ def draft(finding: Mapping[str, Any], headers: Sequence[Mapping[str, Any]]) -> s
     lines = [
         f"### {finding['summary']}",
         "",
-        f"- **Versions:** {_versions(headers, finding['framework'])}",
+        f"- **Versions:** {_versions(headers, finding['framework'], finding)}",
         f"- **APIs:** {', '.join(f'`{a}`' for a in finding['apis'])}",
         f"- **Loss:** `{finding['loss']}`; quantity {finding['quantity'] or 'value'}; "
         f"dtypes {', '.join(finding['dtypes'])}; devices {', '.join(finding['devices'])}",

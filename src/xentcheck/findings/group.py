@@ -23,6 +23,12 @@ rows show it. The rule (docs/findings.md gives the reasons):
 A finding's ``id`` is a digest of its key (framework, loss, kind, signature, quantity
 and the sorted APIs): the same behaviour has the same id in every run and version, so a
 baseline's findings compare with a new run's whatever the row order or counts.
+
+Rows of a framework that merged files hold at several version sets carry a label
+(``variant``, :mod:`xentcheck.harness.merge`): the label is part of every grouping key,
+so the rows of ``jax 0.9.2`` and ``jax 0.10.2`` never share a finding; the id leaves it
+out, so one behaviour at both version sets is two findings with one id (how an
+upgrade's findings are compared: :mod:`xentcheck.findings.versions`).
 """
 
 from __future__ import annotations
@@ -169,6 +175,7 @@ class Group:
     quantity: str  # "" for the kinds that are not per quantity
     apis: set[str] = field(default_factory=set)
     rows: list[Row] = field(default_factory=list)
+    variant: str = ""  # the rows' label when the framework has several version sets
 
     @property
     def points(self) -> frozenset[tuple[str, ...]]:
@@ -210,20 +217,21 @@ def group_rows(rows: Iterable[Row], kinds: Mapping[int, str] | None = None) -> l
         sig = signature(r, kind)
         quantity = str(r.get("quantity", "value")) if kind in PER_QUANTITY else ""
         fw, api, loss = str(r.get("framework", "")), str(r.get("api", "")), str(r.get("loss", ""))
-        key = (fw, api, loss, kind, sig, quantity)
+        variant = str(r.get("variant") or "")
+        key = (fw, variant, api, loss, kind, sig, quantity)
         g = by_api.get(key)
         if g is None:
-            g = by_api[key] = Group(fw, loss, kind, sig, quantity, {api})
+            g = by_api[key] = Group(fw, loss, kind, sig, quantity, {api}, variant=variant)
         g.rows.append(r)
     merged: dict[tuple[Any, ...], Group] = {}
     for g in sorted(by_api.values(), key=lambda g: sorted(g.apis)):
-        key = (g.framework, g.loss, g.kind, g.signature, g.quantity, g.points)
+        key = (g.framework, g.variant, g.loss, g.kind, g.signature, g.quantity, g.points)
         if key in merged:
             merged[key].apis |= g.apis
             merged[key].rows += g.rows
         else:
             merged[key] = g
-    return sorted(merged.values(), key=lambda g: (g.severity, g.framework, g.id))
+    return sorted(merged.values(), key=lambda g: (g.severity, g.framework, g.variant, g.id))
 
 
 def sorted_unique(values: Iterable[Any]) -> list[str]:
@@ -257,3 +265,47 @@ def with_status(
             fixed["repro_note"] = "fixed: the current run no longer shows this behaviour"
             out.append(fixed)
     return out
+
+
+# ---------- ULP errors as the report shows them, and when one moved ----------
+
+
+def ulp_moved(old: Any, new: Any) -> bool:
+    """Whether a worst ULP error moved by more than a factor of 2 and more than 1 ULP (or
+    appeared or vanished): the report's "changed" result and an upgrade's changed finding."""
+    a, b = short_float(old), short_float(new)
+    if a is None or b is None:
+        return (a is None) != (b is None)
+    lo, hi = sorted((a, b))
+    return hi > 2 * lo and hi - lo > 1
+
+
+def shown_ulp(row: Row) -> float | None:
+    """The worst ULP error the report shows for ``row``: ``max_ulp`` (rounded as
+    :func:`short_float`), or None where it is absent or not defined.
+
+    A ULP is the spacing of the dtype's numbers at the golden value. Where the golden is 0
+    that spacing is the smallest subnormal (5e-324 in float64, 1e-45 in float32), so a
+    harmless rounding error of 1e-16 reads as 4e307 ULP. A row keeps no golden per
+    element, but such an element shows in it: its relative error is infinite, so
+    ``max_rel_err`` is null while ``max_abs_err`` is a positive number. There the ULP is
+    not defined: the page shows a dash and the absolute error stands for it.
+    """
+    ulp = short_float(row.get("max_ulp"))
+    if ulp is None or not zero_golden(row):
+        return ulp
+    return None
+
+
+def zero_golden(row: Row) -> bool:
+    """Whether ``row`` has an element whose golden is 0 and whose actual is not (see
+    :func:`shown_ulp`)."""
+    abs_err = short_float(row.get("max_abs_err"))
+    return row.get("max_rel_err") is None and abs_err is not None and abs_err > 0
+
+
+def short_float(x: Any) -> float | None:
+    """A float rounded to 4 significant digits (for sorting and display), None if absent."""
+    if not isinstance(x, int | float) or isinstance(x, bool) or not math.isfinite(x):
+        return None
+    return float(f"{x:.4g}")

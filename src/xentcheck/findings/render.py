@@ -1,9 +1,12 @@
 """Findings as text (a terminal summary), Markdown (issue drafts) or JSON.
 
-Text: counts by kind and status at the top, then the findings grouped by framework, most
-severe first, one block each (id, status, summary, where, known entry or "unexplained").
-Markdown: the same counts, then every finding's issue draft. JSON: the list of finding
-dicts as :func:`xentcheck.findings.build` gives them.
+Text: counts by kind and status at the top, then what each upgrade changed (when a
+framework ran at several version sets), then the findings grouped by framework (by label:
+``jax 0.10.2``, when it has several), most severe first, one block each (id, status,
+summary, where, known entry or "unexplained"). Markdown: the same counts and upgrades,
+then every finding's issue draft. JSON: the list of finding dicts as
+:func:`xentcheck.findings.build` gives them (an upgrade's outcome is in each finding's
+``upgrade`` and ``fixed_in``).
 """
 
 from __future__ import annotations
@@ -34,14 +37,52 @@ def counts(findings: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _text(findings: Sequence[Mapping[str, Any]]) -> str:
-    lines = [counts(findings), ""]
+def _label(f: Mapping[str, Any]) -> str:
+    return str(f.get("label") or f["framework"])
+
+
+def _upgrade_lines(upgrades: Sequence[Mapping[str, Any]], markdown: bool) -> list[str]:
+    """What each upgrade changed: a head line per pair, a line per finding."""
+    if not upgrades:
+        return []
+    lines = ["## What each upgrade changed" if markdown else "== What each upgrade changed", ""]
+    for u in upgrades:
+        n = {k: len(u[k]) for k in ("new", "fixed", "changed")}
+        head = (f"{u['from']} -> {u['to']}: {n['new']} new, {n['fixed']} fixed, {n['changed']} changed, "
+                f"{u['unchanged']} unchanged")  # fmt: skip
+        if u["not_compared"]:
+            head += f" ({u['not_compared']} not compared: the older one ran none of their results)"
+        lines.append(f"### {u['framework']}: {head}" if markdown else head)
+        if markdown:
+            lines.append("")
+        for what in ("new", "fixed", "changed"):
+            for f in u[what]:
+                if markdown:
+                    lines.append(f"- **{what}** `{f['id']}` ({f['kind']}): {f['summary']}")
+                    lines += (
+                        [f"  - {c}" for c in (f.get("upgrade") or {}).get("changes", [])]
+                        if what == "changed"
+                        else []
+                    )
+                else:
+                    lines.append(f"  {what:<8}{f['id']}  {f['summary']}")
+                    lines += (
+                        [f"          {c}" for c in (f.get("upgrade") or {}).get("changes", [])]
+                        if what == "changed"
+                        else []
+                    )
+        lines.append("")
+    return lines
+
+
+def _text(findings: Sequence[Mapping[str, Any]], upgrades: Sequence[Mapping[str, Any]] = ()) -> str:
+    lines = [counts(findings), "", *_upgrade_lines(upgrades, markdown=False)]
     frameworks = sorted(
-        {f["framework"] for f in findings},
-        key=lambda fw: (min(f["severity"] for f in findings if f["framework"] == fw), fw),
+        {_label(f) for f in findings},
+        key=lambda fw: (min(f["severity"] for f in findings if _label(f) == fw), fw),
     )
     for fw in frameworks:
-        mine = [f for f in findings if f["framework"] == fw]
+        mine = [f for f in findings if _label(f) == fw]
         lines.append(f"== {fw}: {len(mine)} finding{'s' if len(mine) != 1 else ''}")
         for f in mine:
             lines.append(f"[{f['severity']}] {f['kind']} {f['id']} ({f.get('status', 'new')})")
@@ -61,8 +102,16 @@ def _text(findings: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _markdown(findings: Sequence[Mapping[str, Any]]) -> str:
-    parts = ["# xentcheck findings", "", counts(findings), ""]
+def _markdown(
+    findings: Sequence[Mapping[str, Any]], upgrades: Sequence[Mapping[str, Any]] = ()
+) -> str:
+    parts = [
+        "# xentcheck findings",
+        "",
+        counts(findings),
+        "",
+        *_upgrade_lines(upgrades, markdown=True),
+    ]
     for f in findings:
         parts += [
             f"<!-- {f['id']} ({f.get('status', 'new')}) -->",
@@ -73,12 +122,15 @@ def _markdown(findings: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def render(findings: Sequence[Mapping[str, Any]], fmt: str) -> str:
-    """``findings`` as ``text``, ``md`` or ``json`` (ValueError for another format)."""
+def render(
+    findings: Sequence[Mapping[str, Any]], fmt: str, upgrades: Sequence[Mapping[str, Any]] = ()
+) -> str:
+    """``findings`` as ``text``, ``md`` or ``json`` (ValueError for another format);
+    ``upgrades`` (:func:`xentcheck.findings.versions.upgrades`) head the text and Markdown."""
     if fmt == "text":
-        return _text(findings)
+        return _text(findings, upgrades)
     if fmt == "md":
-        return _markdown(findings)
+        return _markdown(findings, upgrades)
     if fmt == "json":
         return json.dumps(list(findings), indent=1, default=str) + "\n"
     raise ValueError(f"unknown findings format {fmt!r}: use one of {', '.join(FORMATS)}")

@@ -59,8 +59,13 @@ def run_header(**extra: Any) -> dict[str, Any]:
     }
 
 
+#: one results line: compact JSON, NaN and infinities refused (rows carry them as null)
+_LINE = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
 class ResultWriter:
-    """Appends JSON lines to a file, flushing each one."""
+    """Appends JSON lines to a file, flushing after each :meth:`write` and each
+    :meth:`write_all` (one block of lines, written and flushed together)."""
 
     def __init__(self, path: str | Path, mode: str = "w") -> None:
         self.path = Path(path)
@@ -68,12 +73,12 @@ class ResultWriter:
         self._f: IO[str] = open(self.path, mode, encoding="utf-8")  # noqa: SIM115
 
     def write(self, row: dict[str, Any]) -> None:
-        self._f.write(json.dumps(row, allow_nan=False, separators=(",", ":")) + "\n")
-        self._f.flush()
+        self.write_all((row,))
 
     def write_all(self, rows: Iterable[dict[str, Any]]) -> None:
-        for r in rows:
-            self.write(r)
+        dumps = _LINE.encode
+        self._f.write("".join(dumps(r) + "\n" for r in rows))
+        self._f.flush()
 
     def close(self) -> None:
         self._f.flush()
@@ -230,21 +235,13 @@ def _check_kinds(
 
 
 def read_runs(paths: Iterable[str | Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(headers, rows)`` of several results files (one per framework, GPU box or
-    version), each checked by :func:`read_results`. Every run checks the reference's
-    ``expected`` values, so per-framework files each hold the same reference rows: those
-    are kept once."""
-    headers: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
-    seen: set[tuple[Any, ...]] = set()
-    for p in paths:
-        h, r = read_results(p)
-        headers += h
-        for row in r:
-            if row.get("framework") == "reference":
-                key = tuple(row.get(k) for k in ("instance", "api", "device", "dtype", "quantity"))
-                if key in seen:
-                    continue
-                seen.add(key)
-            rows.append(row)
-    return headers, rows
+    """``(headers, rows)`` of several results files and folders (one per framework, GPU box,
+    shard or version; a folder: every ``*.jsonl`` under it), each checked by
+    :func:`read_results` and merged by :func:`xentcheck.harness.merge.read`: the reference
+    rows every run repeats and a result two files hold alike are kept once, a framework
+    held at several version sets has its rows labelled (``variant``), and two files that
+    claim one result differently raise :class:`ResultsError` naming both."""
+    from xentcheck.harness.merge import read
+
+    merged = read(paths)
+    return merged.headers, merged.rows

@@ -21,13 +21,20 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from xentcheck.harness.cache import COMPILE_CACHE_ENV, ResultCache, Reuse
 from xentcheck.harness.cases import Case, discover, expand
-from xentcheck.harness.plan import instances_of, interleave, select_cases, shard_counts
+from xentcheck.harness.plan import (
+    Shard,
+    chosen,
+    instances_of,
+    interleave,
+    select_cases,
+    shard_counts,
+)
 from xentcheck.harness.progress import Progress
 from xentcheck.harness.results import DISCREPANCIES, ResultWriter, run_header
 from xentcheck.harness.supervisor import Parts, Supervisor, Unit, read_parts
@@ -50,13 +57,16 @@ def cases_digest(paths: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def reference_rows(cases: list[Case]) -> list[dict[str, Any]]:
-    """Rows checking the reference against the ``expected`` values and ``expect_error`` of cases."""
+def reference_rows(cases: list[Case], only: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """Rows checking the reference against the ``expected`` values and ``expect_error`` of
+    cases (of the instances named in ``only``, when given: a shard's or a tag's)."""
     rows = []
     for case in cases:
         if case.expected is None and not case.expect_error:
             continue
         for inst in expand(case):
+            if only is not None and inst.name not in only:
+                continue
             inputs = rounded_inputs(inst, inst.inputs(), "float64")
             golden, err = golden_for(inst, inputs)
             base = base_row(inst, "reference", "xentcheck.reference.evaluate", "cpu", "float64")
@@ -121,10 +131,11 @@ def case_files(case_paths: Iterable[str]) -> tuple[dict[str, str], list[str]]:
 
 
 def _manifest(frameworks, case_paths, cases_sha, dtypes, device, skip_tags, n,
-              criterion="ulp", known=()) -> dict[str, Any]:  # fmt: skip
+              criterion="ulp", known=(), tags=(), shard=None) -> dict[str, Any]:  # fmt: skip
     return {"frameworks": list(frameworks), "cases": list(case_paths), "cases_digest": cases_sha,
             "dtypes": sorted(dtypes or []), "device": device, "skip_tags": sorted(skip_tags),
-            "instances": n, "criterion": criterion, "known_files": list(known)}  # fmt: skip
+            "instances": n, "criterion": criterion, "known_files": list(known),
+            "tags": sorted(tags), "shard": None if shard is None else str(shard)}  # fmt: skip
 
 
 def _known_files(paths: Sequence[str | Path]) -> list[dict[str, str]]:
@@ -186,6 +197,8 @@ def run(
     deadline: float | None = None,
     only: Mapping[str, Iterable[str]] | None = None,
     apis: Mapping[str, Iterable[str]] | None = None,
+    tags: Iterable[str] = (),
+    shard: Shard | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``frameworks`` over ``cases`` in supervised workers; write ``out``; return its rows.
 
@@ -205,17 +218,22 @@ def run(
     what finished into ``out`` and storing it in the cache. ``only`` (framework -> case
     keys) runs each framework on those cases alone (`fuzz` shrinks a framework's finding
     without running the others); ``apis`` (framework -> API names) runs only those APIs
-    of a framework (and only the header tells the run was limited).
+    of a framework (and only the header tells the run was limited). ``tags`` keeps the
+    cases carrying one of them (none: every case); ``shard`` runs that shard of the
+    instances (:mod:`xentcheck.harness.plan`), reference rows included; the header records
+    both.
     """
     skip_tags = sorted(set(skip_tags))
+    tags = sorted(set(tags))
     cases = select_cases(cases, skip_tags)
-    instances = instances_of(cases)
+    instances = instances_of(cases)  # the index space the workers share: every instance
+    selected = chosen(instances, tags, shard)
     parts_dir = out.parent / (out.name + ".parts")
     cases_sha = cases_digest(case_paths)
     known = _known_files(known_files)
     manifest = _manifest(
         frameworks, case_paths, cases_sha, dtypes, device, skip_tags, len(instances),
-        criterion, known,
+        criterion, known, tags, shard,
     )  # fmt: skip
     if resume:
         _check_resume(parts_dir, manifest, out)
@@ -229,7 +247,9 @@ def run(
     previous = read_parts(parts_dir)
     reuse = None
     if cache is not None:
-        reuse = cache.lookup(frameworks, instances, dtypes, device, previous.blocks,
+        others = set(range(len(instances))).difference(selected)  # not this run's: not looked up
+        skip = {*previous.blocks, *((fw, i) for fw in frameworks for i in others)}
+        reuse = cache.lookup(frameworks, instances, dtypes, device, skip,
                              judged={"criterion": criterion, "known_files": known})  # fmt: skip
         golden_cache = golden_cache or cache.goldens_dir
     storable = _storable(parts_dir, reuse, resume)
@@ -243,7 +263,7 @@ def run(
     reused = reuse.blocks if reuse is not None else {}
     mine = {fw: None if only is None else set(only.get(fw, ())) for fw in frameworks}
     todo = {
-        fw: [i for i in range(len(instances))
+        fw: [i for i in selected
              if (fw, i) not in previous.blocks and (fw, i) not in reused
              and (mine[fw] is None or instances[i].case.key in mine[fw])]
         for fw in frameworks
@@ -255,8 +275,8 @@ def run(
     ]
     if golden_cache or len(units) > 1:  # a lone worker has no one to share goldens with
         args += ["--golden-cache", str(cache_dir.resolve())]
-    progress = Progress({fw: len(instances) for fw in frameworks},
-                        {fw: len(instances) - len(todo[fw]) for fw in frameworks},
+    progress = Progress({fw: len(selected) for fw in frameworks},
+                        {fw: len(selected) - len(todo[fw]) for fw in frameworks},
                         quiet=quiet, stream=progress_stream,
                         labels={fw: fw.partition(":")[0].rpartition(".")[2] for fw in frameworks})  # fmt: skip
     env = {}
@@ -285,11 +305,11 @@ def run(
         sup.close()
         progress.close()
     parts = read_parts(parts_dir)
-    rows = reference_rows(cases)
+    rows = reference_rows(cases, {instances[i].name for i in selected})
     rows += [sup.setup_failures[fw] for fw in frameworks if fw in sup.setup_failures]
     n_reused = 0
     for fw in frameworks:
-        for i in range(len(instances)):
+        for i in selected:
             block = parts.blocks.get((fw, i))
             if block is None and (fw, i) in reused:
                 block = reused[(fw, i)]
@@ -304,7 +324,9 @@ def run(
     header = _header(
         frameworks, case_paths, cases_sha, parts, sup, skip_tags, timeout, reuse, counts
     )
-    header.update(criterion=criterion, known_files=known)
+    header.update(criterion=criterion, known_files=known, tags=tags,
+                  shard=None if shard is None else shard.to_json(),
+                  device=device, dtypes=sorted(dtypes) if dtypes else None)  # fmt: skip
     if apis:
         header["apis_only"] = {fw: sorted(set(names)) for fw, names in apis.items()}
     tmp = out.with_name(out.name + ".tmp")

@@ -1,8 +1,9 @@
 """Rendering results: a self-contained HTML report and a Markdown differences table.
 
-``build_report(results, output)`` merges one or more results files (one per framework,
-GPU box or framework version) into one page (``page.py``, ``templates/``). It opens on the
-run's findings (:func:`xentcheck.findings.build`: distinct discrepancies, by severity and
+``build_report(results, output)`` merges one or more results files and folders (one per
+framework, shard, GPU box or framework version: :mod:`xentcheck.harness.merge`) into one
+page (``page.py``, ``templates/``), which lists every source file and, for a framework
+held at several version sets, what each upgrade changed. It opens on the run's findings (:func:`xentcheck.findings.build`: distinct discrepancies, by severity and
 framework, each with its short script, issue draft and rows); below come the runs
 (frameworks, versions, devices, suite digest), counts by status, a sortable and filterable
 matrix of the worst status and ULP error, pictures of the error distribution and of CPU vs
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from xentcheck.harness.results import read_results, read_runs
+from xentcheck.harness.results import read_runs
 from xentcheck.report.model import SEVERITY as _SEVERITY
 
 Row = dict[str, Any]
@@ -58,22 +59,23 @@ def build_report(
 ) -> None:
     """Write the HTML report for ``results`` to ``output`` (and the Markdown table if asked).
 
-    Several files merge into one page (see :mod:`xentcheck.report.model`). The page opens
+    Several files and folders merge into one page (see :mod:`xentcheck.report.model`). The page opens
     on the findings of the merged rows (:func:`xentcheck.findings.build`, with ``known``,
     the user's known-difference entries, applied to rows not yet explained); ``baselines``
     mark each finding new, unchanged or fixed, and each result new, fixed, changed or
     unchanged, against an earlier run. Every file is read and checked first
-    (:func:`~xentcheck.harness.results.read_results`): one that is not a results file
-    raises :class:`~xentcheck.harness.results.ResultsError` before anything is written.
+    (:func:`~xentcheck.harness.results.read_results`): one that is not a results file, a
+    folder with none, or two files claiming one result differently raises
+    :class:`~xentcheck.harness.results.ResultsError` before anything is written.
     """
-    from xentcheck.report.model import merge
+    from xentcheck.harness.merge import read
+    from xentcheck.report.model import wrap
     from xentcheck.report.page import findings_of, page_data, render_page
     from xentcheck.report.sources import CaseFiles
 
-    files = [(str(p), *read_results(p)) for p in results]
-    merged = merge(files)
-    base = merge([(str(p), *read_results(p)) for p in baselines]) if baselines else None
-    case_files = CaseFiles(merged.headers, [Path(p).resolve().parent for p in results])
+    merged = wrap(read(results))
+    base = wrap(read(baselines)) if baselines else None
+    case_files = CaseFiles(merged.headers, [Path(p).resolve().parent for p in merged.files])
     found, note = findings_of(merged, base, known)
     data = page_data(
         merged,
@@ -124,10 +126,11 @@ def render_markdown(headers: list[Row], rows: list[Row]) -> str:
     known: dict[tuple, list[Row]] = defaultdict(list)
     unexplained: dict[tuple, list[Row]] = defaultdict(list)
     for r in rows:
+        fw = r.get("variant") or r["framework"]  # a framework at several versions: each apart
         if r["status"] == "known":
-            known[(r["framework"], r["known_id"], r["explanation"], r.get("link", ""))].append(r)
+            known[(fw, r["known_id"], r["explanation"], r.get("link", ""))].append(r)
         elif r["status"] in ("mismatch", "nonfinite", "error", "crash", "timeout"):
-            unexplained[(r["framework"], r["loss"], r["status"])].append(r)
+            unexplained[(fw, r["loss"], r["status"])].append(r)
     lines += ["**Documented differences** (status `known`):", ""]
     lines += [
         "| framework | what differs | losses | APIs | results | source |",

@@ -18,6 +18,7 @@ import base64
 import gzip
 import json
 import math
+import os
 import re
 import sys
 from collections import defaultdict
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from xentcheck import __version__
+from xentcheck.findings.group import short_float, shown_ulp, zero_golden
 from xentcheck.known import predicate_errors
 from xentcheck.report import sources
 from xentcheck.report.model import (
@@ -37,10 +39,7 @@ from xentcheck.report.model import (
     Column,
     Merged,
     changes,
-    short_float,
-    shown_ulp,
     status_counts,
-    zero_golden,
 )
 
 Row = dict[str, Any]
@@ -118,16 +117,73 @@ def render_page(data: dict[str, Any]) -> str:
     )
 
 
-def _run_info(header: Row, file: str) -> dict[str, Any]:
+def _run_info(header: Row, file: str, source: Any = None) -> dict[str, Any]:
+    """A source file's line of the Sources table (and what a drill-down names): its run
+    header's machine and suite, each framework's label, versions and devices, and, from
+    the merge (``source``: a :class:`xentcheck.harness.merge.Source`), its shard, its run
+    and its rows."""
     keep = ("time", "host", "cpu", "platform", "python", "xentcheck_version", "cases_digest")
     info: dict[str, Any] = {k: header.get(k) for k in keep if header.get(k) is not None}
     info["file"] = file
     frameworks = {}
     for fw, v in (header.get("frameworks") or {}).items():
         if isinstance(v, dict):
-            frameworks[fw] = {k: v.get(k) for k in ("versions", "devices", "skipped") if v.get(k)}
+            frameworks[fw] = {k: v.get(k) for k in ("versions", "devices", "skipped", "variant")
+                              if v.get(k)}  # fmt: skip
     info["frameworks"] = frameworks
+    if header.get("tags"):
+        info["tags"] = [str(t) for t in header["tags"]]
+    if source is not None:
+        info.update(rows=source.rows, run=source.run, shard=str(source.shard or ""))
     return info
+
+
+def display_paths(files: Sequence[str]) -> list[str]:
+    """How the page names each source file: its name, or, where two files share a name
+    (the same tox environment's file from several shards), its path below the folder
+    that holds them all."""
+    names = [Path(f).name for f in files]
+    if len(set(names)) == len(names):
+        return names
+    resolved = [Path(f).resolve() for f in files]
+    try:
+        root = Path(os.path.commonpath([p.parent for p in resolved]))
+    except ValueError:  # on different drives
+        return [str(p) for p in resolved]
+    return [p.relative_to(root).as_posix() for p in resolved]
+
+
+def _run_groups(merged: Merged) -> list[dict[str, Any]]:
+    """The runs of the merge: their files (positions in ``runs``), shard count and the
+    shards present and missing (one unsharded file each, otherwise)."""
+    combined = merged.combined
+    if combined is None:
+        return [
+            {"files": [j], "count": None, "shards": [], "missing": []}
+            for j in range(len(merged.headers))
+        ]
+    return [{"files": r.sources, "count": r.count, "shards": r.shards, "missing": r.missing}
+            for r in combined.runs]  # fmt: skip
+
+
+def upgrades_data(findings: Sequence[Row], headers: Sequence[Row]) -> list[dict[str, Any]]:
+    """What each upgrade changed (:func:`xentcheck.findings.versions.upgrades`), with
+    findings as positions in ``findings`` (the page's list)."""
+    from xentcheck.findings.versions import upgrades
+
+    at = {id(f): n for n, f in enumerate(findings)}
+    out = []
+    for u in upgrades(findings, headers):
+        out.append({
+            "fw": u["framework"], "from": u["from"], "to": u["to"],
+            "fromV": u["from_versions"], "toV": u["to_versions"],
+            "new": [at[id(f)] for f in u["new"] if id(f) in at],
+            "fixed": [at[id(f)] for f in u["fixed"] if id(f) in at],
+            "changed": [[at[id(f)], list((f.get("upgrade") or {}).get("changes") or [])]
+                        for f in u["changed"] if id(f) in at],
+            "unchanged": u["unchanged"], "notCompared": u["not_compared"],
+        })  # fmt: skip
+    return out
 
 
 def _not_reproduced(headers: list[Row], rows: list[Row]) -> list[dict[str, Any]] | None:
@@ -137,7 +193,11 @@ def _not_reproduced(headers: list[Row], rows: list[Row]) -> list[dict[str, Any]]
     except ImportError:
         return None
     try:
-        found = not_reproduced(headers, rows)
+        found = [
+            {**k, "label": label} if label else k
+            for label, (hs, rs) in _per_label(headers, rows).items()
+            for k in not_reproduced(hs, rs)
+        ]
     except Exception as exc:  # the report must not fail on a helper's bug
         print(f"xentcheck: warning: known.not_reproduced failed: {exc}", file=sys.stderr)
         return None
@@ -148,11 +208,39 @@ def _not_reproduced(headers: list[Row], rows: list[Row]) -> list[dict[str, Any]]
         out.append(
             {
                 "id": str(d.get("id", "")),
-                "framework": str(d.get("framework", "")),
+                "framework": str(d.get("label") or d.get("framework", "")),
                 "apis": [str(a) for a in apis] if isinstance(apis, list | tuple) else [str(apis)],
                 "explanation": str(d.get("explanation", "")),
             }
         )
+    return out
+
+
+def _per_label(headers: list[Row], rows: list[Row]) -> dict[str, tuple[list[Row], list[Row]]]:
+    """Headers and rows split by label, so that the known entries of a framework held at
+    several version sets are judged at each with its own versions and rows: "" holds every
+    framework with one label (and the reference), each label its framework's alone."""
+    labelled: dict[str, str] = {}  # label -> framework
+    for h in headers:
+        for fw, info in (h.get("frameworks") or {}).items():
+            if isinstance(info, dict) and info.get("variant"):
+                labelled[str(info["variant"])] = fw
+    if not labelled:
+        return {"": (headers, rows)}
+
+    def only(h: Row, keep: Any) -> Row:
+        fws = {fw: info for fw, info in (h.get("frameworks") or {}).items() if keep(fw, info)}
+        return {**h, "frameworks": fws}
+
+    def var(info: Any) -> str:
+        return str(info.get("variant") or "") if isinstance(info, dict) else ""
+
+    out = {"": ([only(h, lambda fw, info: not var(info)) for h in headers],
+                [r for r in rows if not r.get("variant")])}  # fmt: skip
+    for label, fw in labelled.items():
+        hs = [only(h, lambda f, info, fw=fw, label=label: f == fw and var(info) == label)
+              for h in headers]  # fmt: skip
+        out[label] = (hs, [r for r in rows if r.get("variant") == label])
     return out
 
 
@@ -198,8 +286,9 @@ def findings_of(
 
 
 #: a finding's fields the page carries as they are (see ``xentcheck.findings.build``)
-FINDING_TEXT = ("id", "kind", "summary", "framework", "loss", "quantity", "known", "explanation",
-                "link", "status", "repro", "repro_note", "draft")  # fmt: skip
+FINDING_TEXT = ("id", "kind", "summary", "framework", "label", "variant", "loss", "quantity",
+                "known", "explanation", "link", "status", "repro", "repro_note", "draft",
+                "version_set", "fixed_in")  # fmt: skip
 FINDING_LISTS = ("apis", "dtypes", "devices", "cases")
 #: what a finding's ``row_keys`` entry names, in order (the framework is the finding's)
 ROW_KEY = ("case", "instance", "api", "device", "dtype", "quantity")
@@ -220,23 +309,31 @@ def findings_data(findings: Sequence[Row], rows: Sequence[Row]) -> list[dict[str
     fields)."""
     where: dict[tuple, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
-        where[(str(r.get("framework", "")), *(str(r.get(k, "")) for k in ROW_KEY))].append(i)
+        key = (str(r.get("framework", "")), *(str(r.get(k, "")) for k in ROW_KEY))
+        where[key].append(i)
+        where[(*key, str(r.get("variant") or ""))].append(i)
     out = []
     for f in findings:
         fw = str(f.get("framework", ""))
+        # a finding of one label (version set) points at that label's rows only
+        tail = () if f.get("variant") is None else (str(f.get("variant") or ""),)
         pos: list[int] = []
         gone = 0
         for key in f.get("row_keys") or []:
-            hit = where.get((fw, *map(str, key)))
+            hit = where.get((fw, *map(str, key), *tail))
             pos += hit or []
             gone += not hit
         worst = f.get("worst") if isinstance(f.get("worst"), dict) else {}
-        w = where.get((fw, *(str(worst.get(k, "")) for k in ROW_KEY))) if worst else None
+        w = where.get((fw, *(str(worst.get(k, "")) for k in ROW_KEY), *tail)) if worst else None
         d: dict[str, Any] = {k: _text(f.get(k)) for k in FINDING_TEXT}
         d.update({k: [str(x) for x in f.get(k) or []] for k in FINDING_LISTS})
         d["severity"] = int(f.get("severity") or 0)
         d["rows"] = int(f.get("rows") or 0)
         d.update(r=sorted(set(pos)), gone=gone, w=w[0] if w else -1)
+        if f.get("upgrade"):
+            u = f["upgrade"]
+            d["upgrade"] = {"from": str(u.get("from")), "status": str(u.get("status")),
+                            "changes": [str(c) for c in u.get("changes") or []]}  # fmt: skip
         if not w and worst:
             d["worst"] = _finite({k: worst.get(k) for k in WORST_FIELDS})
         out.append(d)
@@ -256,7 +353,7 @@ def page_data(
     """The JSON the page draws from (see the module docstring).
 
     ``findings`` (from :func:`findings_of`) head the page; None (with ``findings_note``
-    saying why) when there are none to show. ULP errors are :func:`~xentcheck.report.model.shown_ulp`'s:
+    saying why) when there are none to show. ULP errors are :func:`~xentcheck.findings.group.shown_ulp`'s:
     none where a golden is 0 (``cols.z`` lists those rows).
     """
     rows, headers = merged.rows, merged.headers
@@ -371,15 +468,20 @@ def page_data(
             repro = bundle
 
     counts = status_counts(rows)
+    shown_files = display_paths(merged.files)
     out: dict[str, Any] = {
         "format": 1,
         "version": __version__,
         "generated": datetime.now(UTC).isoformat(timespec="seconds"),
-        "files": [Path(f).name for f in merged.files],
+        "files": shown_files,
         "runs": [
-            _run_info(h, Path(merged.files[_file_of(merged, j)]).name if merged.files else "")
+            _run_info(
+                h, shown_files[_file_of(merged, j)] if merged.files else "", _source(merged, j)
+            )
             for j, h in enumerate(headers)
         ],
+        "runGroups": _run_groups(merged),
+        "upgrades": upgrades_data(findings, headers) if findings is not None else [],
         "n": len(rows),
         "severity": list(SEVERITY),
         "counts": counts,
@@ -416,6 +518,13 @@ def page_data(
             "gone": gone,
         }
     return out
+
+
+def _source(merged: Merged, header_index: int) -> Any:
+    """The merge's :class:`~xentcheck.harness.merge.Source` of a header, when known."""
+    if merged.combined is None or header_index >= len(merged.combined.sources):
+        return None
+    return merged.combined.sources[header_index]
 
 
 def _file_of(merged: Merged, header_index: int) -> int:

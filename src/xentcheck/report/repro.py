@@ -121,15 +121,21 @@ _RUNTIME_NAMES = (
 ) - {"math", "sys", "np"}
 
 
-def _header(headers: Sequence[Row], framework: str) -> Row:
+def _header(headers: Sequence[Row], framework: str, variant: str = "") -> Row:
+    """The run header of ``framework``'s rows of label ``variant`` (a framework merged at
+    several version sets: :mod:`xentcheck.harness.merge`), else the first naming it."""
+    for h in headers:
+        info = (h.get("frameworks") or {}).get(framework)
+        if variant and isinstance(info, dict) and info.get("variant") == variant:
+            return h
     for h in headers:
         if framework in (h.get("frameworks") or {}) or h.get("framework") == framework:
             return h
     return {}
 
 
-def _head_part(headers: Sequence[Row], framework: str) -> str:
-    h = _header(headers, framework)
+def _head_part(headers: Sequence[Row], framework: str, variant: str = "") -> str:
+    h = _header(headers, framework, variant)
     info = (h.get("frameworks") or {}).get(framework, {})
     versions = info.get("versions") or {}
     used = ", ".join(f"{k} {v}" for k, v in versions.items()) or "(not recorded)"
@@ -213,7 +219,9 @@ class _Builder:
 
     def row(self, row: Row) -> list[str]:
         fw = str(row.get("framework"))
-        head = self._part(f"head:{fw}", lambda: _head_part(self.headers, fw))
+        variant = str(row.get("variant") or "")
+        head = self._part(f"head:{fw}|{variant}" if variant else f"head:{fw}",
+                          lambda: _head_part(self.headers, fw, variant))  # fmt: skip
         dtype = str(row.get("dtype"))
         key = (str((row.get("source") or {}).get("file")), str(row.get("instance")), dtype)
         if key not in self.prepared:

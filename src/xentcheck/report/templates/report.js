@@ -83,7 +83,8 @@
   const ROWSEV = new Uint8Array(N);
   for (let i = 0; i < N; i++) ROWSEV[i] = statusSev[K.status[i]];
   const caseInfo = D.caseInfo; // per case code: {d: desc, t: [tag codes], f: file idx, l: line, e: end line, x: expect_error}
-  const fwLabel = (i) => V.fw[K.fw[i]] + (V.variant[K.variant[i]] ? " [" + V.variant[K.variant[i]] + "]" : "");
+  // a framework held at several version sets (or machines) is named by its label: "jax 0.10.2"
+  const fwLabel = (i) => V.variant[K.variant[i]] || V.fw[K.fw[i]];
 
   // ---------- state ----------
   const S = {
@@ -102,7 +103,8 @@
   // ---------- findings ----------
   const F = D.findings || [];
   const KINDS = [...new Set(F.map((f) => f.kind))].sort((a, b) => Math.min(...F.filter((f) => f.kind === a).map((f) => f.severity)) - Math.min(...F.filter((f) => f.kind === b).map((f) => f.severity)) || a.localeCompare(b));
-  const F_FWS = [...new Set(F.map((f) => f.framework))].sort();
+  const labelOf = (f) => f.label || f.framework;
+  const F_FWS = [...new Set(F.map(labelOf))].sort();
   const F_STATUS = ["new", "unchanged", "fixed"];
   const FS = { kind: new Set(KINDS), fw: new Set(F_FWS), expl: new Set(["unexplained", "known"]), status: new Set(F_STATUS), text: "" };
   const explOf = (f) => (f.known ? "known" : "unexplained");
@@ -194,21 +196,7 @@
       b.append(el("span", { cls: "muted", text: fmtInt(D.baseline.gone) + " earlier results no longer present" }));
       h.append(b);
     }
-    const t = el("table", { cls: "runs" });
-    t.append(el("tr", null, ...["file", "time", "host", "CPU", "framework", "versions", "devices", "xentcheck", "cases digest"].map((x) => el("th", { text: x }))));
-    D.runs.forEach((r) => {
-      const fws = Object.keys(r.frameworks || {});
-      (fws.length ? fws : [""]).forEach((fw, j) => {
-        const info = (r.frameworks || {})[fw] || {};
-        const versions = Object.entries(info.versions || {}).map(([k, v]) => k + " " + v).join(", ");
-        const devs = Object.entries(info.devices || {}).map(([k, v]) => k + ": " + (v || "— " + ((info.skipped || {})[k] || "not run"))).join("; ");
-        t.append(el("tr", null, el("td", { text: j ? "" : r.file }), el("td", { text: j ? "" : r.time || "" }), el("td", { text: j ? "" : r.host || "" }),
-          el("td", { text: j ? "" : r.cpu || "" }), el("td", { text: fw }), el("td", { text: versions }), el("td", { text: devs }),
-          el("td", { text: j ? "" : r.xentcheck_version || "" }), el("td", { cls: "mono", title: r.cases_digest || "", text: j ? "" : String(r.cases_digest || "").slice(0, 12) })));
-      });
-    });
-    h.append(t);
-    if (D.replaced) h.append(el("p", { cls: "muted small", text: D.replaced + " results appeared in more than one file; the last file's result is shown." }));
+    if (D.replaced) h.append(el("p", { cls: "muted small", text: D.replaced + " results appeared in more than one file, alike; each is shown once." }));
     if (D.brokenKnown && D.brokenKnown.length) {
       h.append(el("h3", { text: "Documented differences whose predicate raised (" + D.brokenKnown.length + ")" }),
         el("p", { cls: "small muted", text: "These entries are broken (a bug, or an API they rely on changed): the rows they could not judge stay unexplained and name them in known_errors." }));
@@ -222,6 +210,62 @@
       const ul = el("ul", { cls: "small", id: "not-reproduced" });
       for (const k of D.notReproduced) ul.append(el("li", null, el("code", { text: String(k.id || "") }), " (" + (k.framework || "") + "): " + (k.explanation || "") + " ", el("span", { cls: "muted", text: [].concat(k.apis || []).join(", ") })));
       h.append(ul);
+    }
+  }
+
+  // ---------- sources: every results file, the shards of one run together ----------
+  function renderSources() {
+    const h = document.getElementById("sources");
+    const groups = D.runGroups || D.runs.map((_, j) => ({ files: [j], count: null, shards: [], missing: [] }));
+    h.append(el("p", { cls: "small muted", text: D.runs.length + (D.runs.length === 1 ? " results file" : " results files") + " in " + groups.length + (groups.length === 1 ? " run" : " runs") + ". The shards of one run (the same options, frameworks and versions) merge into it; a framework held at several version sets or machines is named by its label." }));
+    const t = el("table", { cls: "runs", id: "sources-table" });
+    t.append(el("tr", null, ...["run", "file", "shard", "framework", "versions", "devices", "host", "CPU", "time", "rows", "xentcheck", "cases digest"].map((x) => el("th", { text: x }))));
+    groups.forEach((g, gi) => {
+      const what = g.count ? "shards " + g.shards.join(", ") + " of " + g.count + (g.missing.length ? " (missing: " + g.missing.join(", ") + ")" : " (complete)") : "";
+      g.files.forEach((j, n) => {
+        const r = D.runs[j] || {};
+        const fws = Object.keys(r.frameworks || {}).sort();
+        (fws.length ? fws : [""]).forEach((fw, k) => {
+          const info = (r.frameworks || {})[fw] || {};
+          const versions = Object.entries(info.versions || {}).map(([p, v]) => p + " " + v).join(", ");
+          const devs = Object.entries(info.devices || {}).map(([d, v]) => d + ": " + (v || "— " + ((info.skipped || {})[d] || "not run"))).join("; ");
+          const first = k === 0;
+          const tr = el("tr", { cls: "source" + (g.missing.length ? " incomplete" : ""), "data-run": String(gi), "data-file": r.file || "" },
+            el("td", { text: n === 0 && first ? "run " + (gi + 1) + (what ? ": " + what : "") : "" }),
+            el("td", { cls: "mono", text: first ? r.file || "" : "" }), el("td", { text: first ? r.shard || "" : "" }),
+            el("td", { text: info.variant || fw }), el("td", { text: versions }), el("td", { text: devs }),
+            el("td", { text: first ? r.host || "" : "" }), el("td", { text: first ? r.cpu || "" : "" }), el("td", { text: first ? r.time || "" : "" }),
+            el("td", { cls: "n", text: first && r.rows !== undefined ? fmtInt(r.rows) : "" }),
+            el("td", { text: first ? r.xentcheck_version || "" : "" }), el("td", { cls: "mono", title: r.cases_digest || "", text: first ? String(r.cases_digest || "").slice(0, 12) : "" }));
+          t.append(tr);
+        });
+      });
+    });
+    h.append(t);
+  }
+
+  // ---------- what each upgrade changed ----------
+  function renderUpgrades() {
+    const sec = document.getElementById("upgrades-section");
+    const U = D.upgrades || [];
+    if (!U.length) { sec.hidden = true; return; }
+    const h = document.getElementById("upgrades");
+    h.append(el("p", { cls: "small muted", text: "Per framework, each version set against the one before it, on the results both ran: findings new in the newer one, fixed in it, and changed (the same finding, in other results, with a worst error moved by more than a factor of 2, or behaving otherwise)." }));
+    for (const u of U) {
+      const box = el("div", { cls: "upgrade", "data-framework": u.fw });
+      box.append(el("h3", { text: u.from + " → " + u.to }));
+      box.append(el("p", { cls: "small" }, el("b", { text: u.new.length + " new" }), ", " + u.fixed.length + " fixed, " + u.changed.length + " changed, " + u.unchanged + " unchanged" + (u.notCompared ? " (" + u.notCompared + " not compared: the older version set ran none of their results)" : "")));
+      const ul = el("ul", { cls: "small" });
+      const item = (what, fi, extra) => {
+        const f = F[fi];
+        ul.append(el("li", { cls: "up-" + what, "data-id": f.id }, badge(what, "ch-"), " ", el("span", { cls: "badge k k-" + f.kind, text: f.kind }), " ",
+          el("button", { cls: "linkish", type: "button", text: f.summary, onclick: () => openFinding(fi) }), extra ? el("span", { cls: "muted", text: " — " + extra }) : null));
+      };
+      for (const fi of u.new) item("new", fi);
+      for (const fi of u.fixed) item("fixed", fi);
+      for (const [fi, what] of u.changed) item("changed", fi, what.join("; "));
+      if (ul.childNodes.length) box.append(ul);
+      h.append(box);
     }
   }
 
@@ -591,7 +635,7 @@
     return el("div", { cls: "script-block" }, head, pre);
   }
   function findingMatches(f, q) {
-    if (!FS.kind.has(f.kind) || !FS.fw.has(f.framework) || !FS.expl.has(explOf(f))) return false;
+    if (!FS.kind.has(f.kind) || !FS.fw.has(labelOf(f)) || !FS.expl.has(explOf(f))) return false;
     if (D.baseline && !FS.status.has(f.status)) return false;
     if (!q) return true;
     return [f.summary, f.id, f.loss, f.quantity, f.known || "", f.explanation || "", ...f.apis, ...f.cases].join(" ").toLowerCase().includes(q);
@@ -628,7 +672,7 @@
     if (!shown.length) { host.append(el("p", { cls: "muted", text: "No finding matches the filters." })); return; }
     // grouped by framework; groups ordered by their most severe finding, findings by severity
     const groups = new Map();
-    for (const fi of shown) { const fw = F[fi].framework; if (!groups.has(fw)) groups.set(fw, []); groups.get(fw).push(fi); }
+    for (const fi of shown) { const fw = labelOf(F[fi]); if (!groups.has(fw)) groups.set(fw, []); groups.get(fw).push(fi); }
     const order = [...groups.keys()].sort((a, b) => F[groups.get(a)[0]].severity - F[groups.get(b)[0]].severity || a.localeCompare(b));
     for (const fw of order) {
       const list = groups.get(fw).sort((a, b) => F[a].severity - F[b].severity || a - b);
@@ -656,7 +700,7 @@
     const box = el("div", { cls: "f-body" });
     const dl = el("dl");
     const add = (k, v) => { if (v !== null && v !== undefined && v !== "" && !(Array.isArray(v) && !v.length)) dl.append(el("dt", { text: k }), el("dd", null, v instanceof Node ? v : Array.isArray(v) ? v.join(", ") : String(v))); };
-    add("framework", f.framework);
+    add("framework", labelOf(f) + (f.label && f.label !== f.framework ? " (framework " + f.framework + ")" : ""));
     add("APIs", el("code", { text: f.apis.join(", ") }));
     add("loss", f.loss);
     add("quantity", f.quantity);
@@ -666,6 +710,8 @@
     add("results", fmtInt(f.rows) + (f.gone ? " (" + fmtInt(f.gone) + " not in this run)" : ""));
     add("explanation", f.known ? el("span", null, el("code", { text: f.known }), ": " + (f.explanation || "") + " ", f.link ? link(f.link, "source") : null) : el("span", { cls: "unexplained", text: "unexplained: no known entry covers it" }));
     if (D.baseline) add("baseline", f.status);
+    if (f.upgrade) add("upgrade", f.upgrade.status + " since " + f.upgrade.from + (f.upgrade.changes.length ? ": " + f.upgrade.changes.join("; ") : ""));
+    if (f.fixed_in) add("fixed in", f.fixed_in);
     add("id", el("code", { text: f.id }));
     if (f.w >= 0) add("worst", el("button", { cls: "linkish worst", type: "button", text: rowLine(f.w) + " — max abs " + fmt(ABS[f.w]) + ", max ULP " + (ZERO[f.w] ? "–" : fmt(ULP[f.w])), onclick: () => showRow(f.w, fi) }));
     else if (f.worst) add("worst", [f.worst.instance, f.worst.api, f.worst.device, f.worst.dtype, f.worst.quantity, f.worst.status].join(" · "));
@@ -859,6 +905,8 @@
   renderSummary();
   renderFindingFilters();
   renderFindings();
+  renderSources();
+  renderUpgrades();
   renderRuns();
   renderMatrixControls();
   refresh(true);
