@@ -574,4 +574,258 @@ EXAMPLES: list[Example] = [
         perturbed="inputs: {logits: [2.0], target: [1.0]}",
         alter=error_text("InvalidArgumentError: logits and labels must have the same shape"),
     ),
+    # ------------------------------------------------------------- tf-compat-v1
+    Example(
+        "tf-compat-v1-weighted-loss-in-float32",
+        "tf-compat-v1",
+        "tf.compat.v1.losses.sparse_softmax_cross_entropy",
+        """
+        loss: softmax_cross_entropy
+        inputs: {logits: [[0.0, 1.0e+39], [0.2, 0.3]], target: [0, 1]}
+        params: {reduction: none}
+        """,
+        perturbed="{inputs: {logits: [[0.0, 1.0e+30], [0.2, 0.3]]}, dtypes: [float32]}",
+        alter=add(1e-3, at=1),
+    ),
+    Example(
+        "tf-compat-v1-log-loss-in-float32",
+        "tf-compat-v1",
+        "tf.compat.v1.losses.log_loss(epsilon=0.0)",
+        """
+        loss: binary_cross_entropy
+        inputs: {probs: [0.999, 0.5], target: [0.0, 1.0]}
+        params: {reduction: none}
+        """,
+        perturbed="dtypes: [float32]",
+        alter=add(1e-3, at=0),
+    ),
+    Example(
+        "tf-compat-v1-log-loss-epsilon",
+        "tf-compat-v1",
+        "tf.compat.v1.losses.log_loss",
+        """
+        loss: binary_cross_entropy
+        inputs: {probs: [0.0, 0.5], target: [1.0, 0.0]}
+        params: {reduction: none}
+        """,
+        perturbed="inputs: {probs: [0.25, 0.5]}",
+        alter=add(1.0, at=0),
+    ),
+    Example(
+        "tf-compat-v1-log-loss-zero-times-log-zero",
+        "tf-compat-v1",
+        "tf.compat.v1.losses.log_loss(epsilon=0.0)",
+        """
+        loss: binary_cross_entropy
+        inputs: {probs: [0.0, 0.5], target: [0.0, 1.0]}
+        params: {reduction: none}
+        """,
+        perturbed="inputs: {probs: [0.25, 0.5]}",
+        alter=nan_at(1),
+    ),
+    Example(
+        "tf-compat-v1-zero-weight-times-nonfinite-loss",
+        "tf-compat-v1",
+        "tf.compat.v1.losses.sparse_softmax_cross_entropy+weights=weight[target]*(target!=ignore_index)",
+        """
+        loss: softmax_cross_entropy
+        inputs: {logits: [[.nan, 1.0, 2.0], [0.2, 0.3, 0.5]], target: [-1, 2]}
+        params: {ignore_index: -1, reduction: none}
+        """,
+        perturbed="inputs: {logits: [[0.0, 1.0, 2.0], [0.2, 0.3, 0.5]]}",
+        alter=nan_at(1),
+    ),
+    Example(
+        "tf-compat-v1-log-loss-checks-no-range",
+        "tf-compat-v1",
+        "tf.compat.v1.losses.log_loss",
+        """
+        loss: binary_cross_entropy
+        inputs: {probs: [1.5, 0.5], target: [0.0, 1.0]}
+        params: {reduction: none}
+        expect_error: true
+        """,
+        perturbed="{inputs: {probs: [0.25, 0.5]}, expect_error: false}",
+        alter=finite(1.5),
+    ),
+    Example(
+        "tf-compat-v1-mean-of-nothing-is-zero",
+        "tf-compat-v1",
+        "tf.compat.v1.losses.sparse_softmax_cross_entropy+weights=weight[target]*(target!=ignore_index)",
+        f"""
+        loss: softmax_cross_entropy
+        inputs: {{logits: {LOGITS}, target: [-1, -1]}}
+        params: {{ignore_index: -1, reduction: mean}}
+        """,
+        perturbed="inputs: {target: [-1, 2]}",
+        alter=finite(1.5),
+    ),
+    Example(
+        "tf-compat-v1-softmax-xent-gradient-assumes-normalised-labels",
+        "tf-compat-v1",
+        "tf.compat.v1.losses.softmax_cross_entropy",
+        """
+        loss: softmax_cross_entropy
+        inputs: {logits: [[0.2, 0.3, 0.5]], target: [[0.5, 0.25, 0.5]]}
+        """,
+        perturbed="inputs: {target: [[0.25, 0.25, 0.5]]}",
+        quantity="grad:logits",
+        alter=add(0.01, at=0),
+    ),
+    Example(
+        "tf-compat-v1-one-hot-zero-row-for-bad-label",
+        "tf-compat-v1",
+        "tf.compat.v1.losses.softmax_cross_entropy+one_hot(target)",
+        f"""
+        loss: softmax_cross_entropy
+        inputs: {{logits: {LOGITS}, target: [2, 3]}}
+        params: {{label_smoothing: 0.125}}
+        expect_error: true
+        """,
+        perturbed="{inputs: {target: [2, 1]}, expect_error: false}",
+    ),
+    # ----------------------------------------------------------------- tf-keras
+    Example(
+        "tf-keras-probabilities-clipped-to-epsilon",
+        "tf-keras",
+        "tf_keras.losses.categorical_crossentropy",
+        """
+        loss: categorical_cross_entropy
+        inputs: {probs: [[0.0, 0.5, 0.5]], target: [[1.0, 0.0, 0.0]]}
+        """,
+        perturbed="inputs: {probs: [[0.25, 0.25, 0.5]]}",
+    ),
+    Example(
+        "tf-keras-categorical-renormalises-probabilities",
+        "tf-keras",
+        "tf_keras.losses.categorical_crossentropy",
+        """
+        loss: categorical_cross_entropy
+        inputs: {probs: [[0.25, 0.25, 0.25]], target: [[0.0, 0.0, 1.0]]}
+        """,
+        perturbed="inputs: {probs: [[0.25, 0.25, 0.5]]}",
+        alter=add(0.01),
+    ),
+    Example(
+        "tf-keras-softmax-xent-gradient-assumes-normalised-labels",
+        "tf-keras",
+        "tf_keras.losses.categorical_crossentropy(from_logits=True)",
+        """
+        loss: softmax_cross_entropy
+        inputs: {logits: [[0.2, 0.3, 0.5]], target: [[0.5, 0.25, 0.5]]}
+        """,
+        perturbed="inputs: {target: [[0.25, 0.25, 0.5]]}",
+        quantity="grad:logits",
+        alter=add(0.01, at=0),
+    ),
+    Example(
+        "tf-keras-binary-losses-average-the-last-axis",
+        "tf-keras",
+        "tf_keras.losses.BinaryCrossentropy(from_logits=True)",
+        """
+        loss: binary_cross_entropy_with_logits
+        inputs: {logits: [[0.5, -1.0], [2.0, 0.25]], target: [[0.0, 1.0], [1.0, 1.0]]}
+        params: {reduction: sum}
+        """,
+        perturbed="inputs: {logits: [[0.5], [2.0]], target: [[0.0], [1.0]]}",
+        alter=add(0.05),
+    ),
+    Example(
+        "tf-keras-kl-sums-over-the-class-axis",
+        "tf-keras",
+        "tf_keras.losses.KLDivergence()(target,exp(input))",
+        f"""
+        loss: kl_divergence
+        inputs: {{input: {KL_INPUT}, target: [[0.2, 0.5, 0.3]]}}
+        params: {{reduction: mean}}
+        """,
+        perturbed="params: {reduction: sum}",
+        alter=add(0.05),
+    ),
+    Example(
+        "tf-keras-mean-divides-by-element-count",
+        "tf-keras",
+        "tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)+sample_weight=weight[target]",
+        f"""
+        loss: softmax_cross_entropy
+        inputs: {{logits: {LOGITS}, target: [2, 0], weight: [1.0, 2.0, 3.0]}}
+        params: {{reduction: mean}}
+        """,
+        perturbed="inputs: {weight: [1.0, 1.0, 1.0]}",
+        alter=add(0.05),
+    ),
+    Example(
+        "tf-keras-one-hot-zero-row-for-bad-label",
+        "tf-keras",
+        "tf_keras.losses.CategoricalCrossentropy(from_logits=True)+one_hot(target)",
+        f"""
+        loss: softmax_cross_entropy
+        inputs: {{logits: {LOGITS}, target: [2, 3]}}
+        params: {{label_smoothing: 0.125}}
+        expect_error: true
+        """,
+        perturbed="{inputs: {target: [2, 1]}, expect_error: false}",
+    ),
+    Example(
+        "tf-keras-sparse-xent-checks-masked-labels",
+        "tf-keras",
+        "tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True,ignore_class)+sample_weight=mask",
+        """
+        loss: token_cross_entropy
+        inputs:
+          logits: [[[0.2, 0.3, 0.5, 0.1], [1.0, 0.5, -1.0, 0.0], [0.3, 0.1, 0.2, 0.4]]]
+          target: [[1, 7, 2]]
+          mask: [[1, 0, 1]]
+        """,
+        perturbed="inputs: {target: [[1, 3, 2]]}",
+        alter=error_text("InvalidArgumentError: some other failure"),
+    ),
+    Example(
+        "tf-keras-binary-losses-empty-last-axis",
+        "tf-keras",
+        "tf_keras.losses.binary_crossentropy(from_logits=True)",
+        """
+        loss: binary_cross_entropy_with_logits
+        inputs: {logits: [], target: []}
+        params: {reduction: none}
+        """,
+        perturbed="inputs: {logits: [[0.5, 1.0]], target: [[1.0, 0.0]]}",
+        alter=finite(0.5),
+    ),
+    Example(
+        "tf-keras-binary-losses-need-a-last-axis",
+        "tf-keras",
+        "tf_keras.losses.binary_crossentropy(from_logits=True)",
+        """
+        loss: binary_cross_entropy_with_logits
+        inputs: {logits: 2.0, target: 1.0}
+        params: {reduction: mean}
+        """,
+        perturbed="inputs: {logits: [2.0], target: [1.0]}",
+        alter=error_text("InvalidArgumentError: logits and labels must have the same shape"),
+    ),
+    Example(
+        "tf-keras-empty-mean-is-zero",
+        "tf-keras",
+        "tf_keras.losses.CategoricalCrossentropy",
+        """
+        loss: categorical_cross_entropy
+        inputs: {probs: {fill: 0.2, shape: [0, 5]}, target: {fill: 0.2, shape: [0, 5]}}
+        params: {reduction: mean}
+        """,
+        perturbed="inputs: {probs: {fill: 0.2, shape: [1, 5]}, target: {fill: 0.2, shape: [1, 5]}}",
+        alter=finite(1.5),
+    ),
+    Example(
+        "tf-keras-binary-crossentropy-epsilon-after-clip",
+        "tf-keras",
+        "tf_keras.losses.BinaryCrossentropy",
+        """
+        loss: binary_cross_entropy
+        inputs: {probs: [[0.25, 0.75], [0.5, 0.875]], target: [[0.0, 1.0], [1.0, 1.0]]}
+        params: {reduction: mean}
+        """,
+        perturbed="dtypes: [float32]",
+        alter=add(1e-4),
+    ),
 ]

@@ -43,6 +43,8 @@ FRAMEWORKS: dict[str, str] = {
     "torch-compile": "xentcheck.adapters.torch_compile_adapter",
     "tensorflow-xla": "xentcheck.adapters.tensorflow_xla_adapter",
     "jax-eager": "xentcheck.adapters.jax_eager_adapter",
+    "tf-compat-v1": "xentcheck.adapters.tf_compat_v1_adapter",
+    "tf-keras": "xentcheck.adapters.tf_keras_adapter",
 }
 
 #: built-in framework name -> top-level modules it needs (checked without importing them);
@@ -57,6 +59,8 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "torch-compile": ("torch",),
     "tensorflow-xla": ("tensorflow",),
     "jax-eager": ("jax", "optax"),
+    "tf-compat-v1": ("tensorflow",),
+    "tf-keras": ("tensorflow", "tf_keras"),
 }
 
 #: built-ins that cannot share a Python process with the others (Keras picks its backend

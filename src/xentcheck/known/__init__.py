@@ -78,7 +78,13 @@ class Finding:
 
 
 #: framework name -> the package a bare ``versions`` specifier refers to
-MAIN_PACKAGE: dict[str, str] = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
+MAIN_PACKAGE: dict[str, str] = {
+    "torch": "torch",
+    "tensorflow": "tensorflow",
+    "jax": "jax",
+    "tf-compat-v1": "tensorflow",
+    "tf-keras": "tf_keras",
+}
 
 
 @dataclass(frozen=True)
