@@ -87,11 +87,12 @@ def test_a_gpu_twin_that_differs_is_reported_by_kind(cpu_run):
     far["actual"][1] = x + 100 * gpu_check.float_ulp_one(x, dtype) * max(1.0, far["allowed_ulp"])
     nan["actual"][0] = "nan"
     y = float(close["actual"][0])
-    close["actual"][0] = y + gpu_check.float_ulp_one(y, dtype)  # one ULP: within the allowance
-    found = {
-        d.gpu["instance"] + d.gpu["api"] + d.gpu["dtype"]: d for d in gpu_check.disagreements(both)
-    }
-    key = lambda r: r["instance"] + r["api"] + r["dtype"]  # noqa: E731
+    close["actual"][0] = y + gpu_check.float_ulp_one(y, close["out_dtype"])  # 1 ULP: allowed
+    found = {d.key: d for d in gpu_check.disagreements(both)}
+
+    def key(row):
+        return tuple(row[k] for k in gpu_check.PAIR_KEY)
+
     assert set(found) == {key(changed_status), key(far), key(nan)}
     assert found[key(changed_status)].kind == "status"
     assert found[key(far)].kind == "values" and "element 1" in found[key(far)].detail
