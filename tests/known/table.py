@@ -612,6 +612,19 @@ EXAMPLES: list[Example] = [
         alter=add(1.0, at=0),
     ),
     Example(
+        "tf-compat-v1-log-loss-flushes-subnormal-probabilities",
+        "tf-compat-v1",
+        "tf.compat.v1.losses.log_loss(epsilon=0.0)",
+        """
+        loss: binary_cross_entropy
+        inputs: {probs: [1.0e-38, 0.5], target: [1.0, 0.0]}
+        params: {reduction: none}
+        """,
+        perturbed="inputs: {probs: [1.0e-30, 0.5]}",
+        alter=finite(1.5),
+        note="TensorFlow flushes denormals on its CPU threads; a GPU may read 1e-38 as it is.",
+    ),
+    Example(
         "tf-compat-v1-log-loss-zero-times-log-zero",
         "tf-compat-v1",
         "tf.compat.v1.losses.log_loss(epsilon=0.0)",

@@ -41,6 +41,11 @@ from xentcheck.reference import cotangent, evaluate
 #: losses_impl.py as of the TensorFlow release the adapter was written against
 SOURCE = "https://github.com/tensorflow/tensorflow/blob/v2.21.0/tensorflow/python/ops/losses/losses_impl.py"
 
+#: TensorFlow's flush of denormals (``port::ScopedFlushDenormal``), set on its CPU threads
+DENORMAL = (
+    "https://github.com/tensorflow/tensorflow/blob/v2.21.0/tensorflow/core/platform/denormal.h"
+)
+
 #: ``log_loss``'s default ``epsilon``
 EPSILON = 1e-7
 
@@ -137,16 +142,22 @@ def _dtype_of(f: Finding) -> str:
     return f.dtype
 
 
-def _log_loss_model(f: Finding, epsilon: float, arithmetic: type = np.float32) -> np.ndarray | None:
+def _log_loss_model(
+    f: Finding, epsilon: float, arithmetic: type = np.float32, flush: bool = False
+) -> np.ndarray | None:
     """What ``log_loss`` computes for the finding's quantity, in ``arithmetic`` (float32,
     as TensorFlow does it): ``-y log(p + eps) - (1 - y) log(1 - p + eps)``, times the
     weights, reduced (``mean`` over the element count: the only mean a log_loss row runs
     with weights, and the same as the others' without; ``div_no_nan``'s 0 for nothing),
-    and its gradients, all formed as the formula is (``0 * log 0`` is NaN)."""
+    and its gradients, all formed as the formula is (``0 * log 0`` is NaN); ``flush``:
+    subnormal inputs read as 0, as TensorFlow's CPU kernels read them."""
     if "probs" not in f.inputs or "target" not in f.inputs:
         return None
     t = arithmetic
     p, y = floats(f.inputs["probs"]).astype(t), floats(f.inputs["target"]).astype(t)
+    if flush:  # denormals-are-zero: a subnormal input reads as 0
+        tiny = np.finfo(t).tiny
+        p, y = (np.where(np.abs(a) < tiny, t(0), a) for a in (p, y))
     w = f.inputs.get("weight")
     w = np.broadcast_to(floats(w).astype(t), p.shape) if w is not None else np.ones_like(p)
     eps, one = t(epsilon), t(1)
@@ -209,17 +220,29 @@ def _log_loss_epsilon(f: Finding) -> bool:
 def _log_loss_in_float32(f: Finding) -> bool:
     """A float64 call of ``log_loss`` is its formula (with the row's epsilon) computed in
     float32 on the inputs cast to float32: float32 numbers, no NaN the reference lacks
-    (``0 * log 0`` is another entry's), close to that model where the same formula in
-    float64 is not."""
+    (``0 * log 0`` is another entry's), close to that model, where the same formula in
+    float64 arithmetic is off beyond float64's rounding."""
     if f.dtype != "float64" or f.actual is None or f.expected is None:
         return False
     if not _float32_numbers(f.actual) or _new_nan(f):
         return False
     eps = _row_epsilon(f)
-    model = _log_loss_model(f, eps)
-    if not acts_beyond_rounding(model, _log_loss_model(f, eps, np.float64), "float32"):
+    if not acts_beyond_rounding(f.actual, _log_loss_model(f, eps, np.float64), f.dtype):
         return False
-    return matches_at(f.actual, model, "float32")
+    return matches_at(f.actual, _log_loss_model(f, eps), "float32")
+
+
+def _log_loss_flushes_subnormals(f: Finding) -> bool:
+    """A probability that is subnormal in float32 (below 1.2e-38), which ``log_loss``'s
+    cast makes of it, reads as 0 in TensorFlow's CPU kernels (denormals are flushed): the
+    row is the float32 formula with those inputs at 0, and the flush changes it."""
+    if f.actual is None:
+        return False
+    eps = _row_epsilon(f)
+    flushed = _log_loss_model(f, eps, flush=True)
+    if not acts_beyond_rounding(flushed, _log_loss_model(f, eps), _dtype_of(f)):
+        return False
+    return matches_at(f.actual, flushed, _dtype_of(f))
 
 
 def _log_loss_zero_times_log_zero(f: Finding) -> bool:
@@ -391,6 +414,19 @@ ENTRIES: list[Known] = [
         ),
         link=SOURCE,
         when=_log_loss_in_float32,
+        statuses=("mismatch", "nonfinite"),
+    ),
+    Known(
+        id="tf-compat-v1-log-loss-flushes-subnormal-probabilities",
+        framework="tf-compat-v1",
+        apis=_LOG_LOSS_APIS,
+        explanation=(
+            "log_loss casts probabilities to float32, and TensorFlow's CPU kernels flush "
+            "float32 subnormals to zero: a probability below 1.2e-38 is read as 0, so with "
+            "epsilon=0.0 its loss is inf (and its gradient -inf) instead of about 87.5."
+        ),
+        link=DENORMAL,
+        when=_log_loss_flushes_subnormals,
         statuses=("mismatch", "nonfinite"),
     ),
     Known(
