@@ -231,6 +231,20 @@ def test_labels_name_the_packages_that_differ_and_the_machine_only_where_needed(
     assert [s.labels["jax"] for s in read([b, c, c]).sources] == [
         "jax 0.10.2 · test CPU", "jax 0.10.2 · other CPU", "jax 0.10.2 · other CPU"]  # fmt: skip
     assert [s.labels["jax"] for s in read([b, b]).sources] == ["jax", "jax"]  # one set: its name
+    # an empty shard records no versions (nothing ran): it joins its run, and sets nothing apart
+    first = head(
+        {"jax": "0.10.2", "jaxlib": "0.10.2", "optax": "0.2.6"}, shard={"index": 1, "count": 2}
+    )
+    empty = head({"jax": "0.10.2"}, shard={"index": 2, "count": 2})
+    del empty["frameworks"]["jax"]["versions"]
+    s1 = syn.write(tmp_path / "s1.jsonl", first, rows)
+    s2 = syn.write(tmp_path / "s2.jsonl", empty, [])
+    m = read([s1, s2])
+    assert len(m.runs) == 1 and m.runs[0].shards == [1, 2]
+    assert [s.labels["jax"] for s in m.sources] == ["jax", "jax"]
+    m = read([s1, s2, a])
+    assert len(m.runs) == 2 and [s.labels["jax"] for s in m.sources] == [
+        "jax 0.10.2 (jaxlib 0.10.2)", "jax 0.10.2 (jaxlib 0.10.2)", "jax 0.9.2 (jaxlib 0.9.2)"]  # fmt: skip
     assert (
         json.loads(Path(a).read_text().splitlines()[0])["frameworks"]["jax"].get("variant") is None
     )

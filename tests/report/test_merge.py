@@ -119,7 +119,7 @@ def test_two_files_claiming_one_result_differently_is_one_line_naming_both(merge
     empty.mkdir()
     done = xentcheck("findings", str(empty), check=False)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
-    assert f"{empty}: a folder with no results files" in done.stderr
+    assert f"{empty}: a folder, not a results file (and no *.jsonl under it" in done.stderr
 
 
 def test_the_merged_report_opens_with_every_source_and_the_upgrade(merged_runs):

@@ -118,8 +118,8 @@ def results_paths(paths: Iterable[str | Path]) -> list[Path]:
             key=lambda f: f.relative_to(p).as_posix(),
         )  # fmt: skip
         if not found:
-            raise ResultsError(p, None, "a folder with no results files (*.jsonl) under it "
-                               "(name the folder the runs' files were copied into)")  # fmt: skip
+            raise ResultsError(p, None, "a folder, not a results file (and no *.jsonl under it: "
+                               "name a results file, or the folder the runs' files were copied into)")  # fmt: skip
         out += found
     return out
 
@@ -215,10 +215,17 @@ def _label(framework: str, versions: Mapping[str, str], shown: Sequence[str], ma
 
 
 def _run_key(header: Row, frameworks: Iterable[str]) -> str:
+    """What the shards of one run share, their frameworks' versions aside (a shard that
+    ran nothing records none: :func:`_agree` compares them)."""
     shard = shard_json(header.get("shard"))
     return json.dumps([[header.get(k) for k in RUN_FIELDS], shard.count if shard else None,
-                       {fw: versions_of(header, fw) for fw in sorted(frameworks)}],
-                      sort_keys=True, default=str)  # fmt: skip
+                       sorted(frameworks)], sort_keys=True, default=str)  # fmt: skip
+
+
+def _agree(a: Mapping[str, Mapping[str, str]], b: Mapping[str, Mapping[str, str]]) -> bool:
+    """Whether two files' framework versions can be one run's: equal wherever both
+    recorded them."""
+    return all(a[fw] == b[fw] for fw in a.keys() & b.keys() if a[fw] and b[fw])
 
 
 def _frameworks(header: Row, rows: Iterable[Row]) -> list[str]:
@@ -244,13 +251,18 @@ def labels(
             versions = next((v for h in headers if (v := versions_of(h, fw))), {})
             seen[fw].append((n, versions, _machine(headers, fw)))
     out: list[dict[str, tuple[str, str]]] = [{} for _ in runs]
-    for fw, entries in seen.items():
+    for fw, everything in seen.items():
+        for n, _, _ in everything:
+            out[n][fw] = ("", "")
+        # a run that recorded no versions of it (it ran nothing: an empty shard, a worker
+        # that died first) tells no version set apart
+        entries = [e for e in everything if e[1]]
         sets = {json.dumps(v, sort_keys=True) for _, v, _ in entries}
         kinds = {(json.dumps(v, sort_keys=True), m) for _, v, m in entries}
-        for n, _, _ in entries:
-            out[n][fw] = ("", "")
         if len(kinds) < 2:
             continue
+        for n, _, _ in everything:
+            out[n][fw] = (f"{fw} (versions not recorded)", "")
         packages = sorted({k for _, v, _ in entries for k in v})
         differ = [p for p in packages if len({v.get(p) for _, v, _ in entries}) > 1]
         for n, versions, machine in entries:
@@ -281,19 +293,25 @@ def combine(files: Sequence[tuple[str, Sequence[Row], Sequence[Row]]]) -> Merged
     # runs: shards agreeing on their run key merge; any other file is a run of its own
     run_of_file: list[int] = []
     runs: list[Run] = []
-    keyed: dict[str, int] = {}
+    keyed: dict[str, list[tuple[int, dict[str, dict[str, str]]]]] = {}  # key -> (run, versions)
     for n, h in enumerate(headers):
         shard = shard_json(h.get("shard"))
+        versions = {fw: versions_of(h, fw) for fw in fws[n]}
         key = _run_key(h, fws[n]) if shard is not None else None
-        if key is not None and key in keyed:
-            run = runs[keyed[key]]
-            run.sources.append(n)
-            run.shards = sorted({*run.shards, shard.index})
-        else:
-            if key is not None:
-                keyed[key] = len(runs)
-            runs.append(Run([n], shard.count if shard else None, [shard.index] if shard else []))
-        run_of_file.append(keyed[key] if key is not None else len(runs) - 1)
+        candidates = keyed.get(key, []) if key is not None else []
+        at = next((i for i, (_, seen) in enumerate(candidates) if _agree(seen, versions)), None)
+        if at is not None:
+            index, seen = candidates[at]
+            for fw, v in versions.items():
+                seen[fw] = seen.get(fw) or v
+            runs[index].sources.append(n)
+            runs[index].shards = sorted({*runs[index].shards, shard.index})
+            run_of_file.append(index)
+            continue
+        if key is not None:
+            keyed.setdefault(key, []).append((len(runs), versions))
+        runs.append(Run([n], shard.count if shard else None, [shard.index] if shard else []))
+        run_of_file.append(len(runs) - 1)
     run_labels = labels(
         [([headers[n] for n in r.sources], sorted({fw for n in r.sources for fw in fws[n]}))
          for r in runs]
