@@ -20,6 +20,9 @@ SPEC.loader.exec_module(gpu_check)
 
 CASES = ROOT / "cases" / "softmax_cross_entropy" / "compiled_modes.yaml"
 
+# the check runs torch (in the module-scoped fixture)
+pytestmark = pytest.mark.torch
+
 
 def _gpu_check(*argv: str) -> subprocess.CompletedProcess:
     tool = [sys.executable, str(ROOT / "tools" / "gpu_check.py")]
@@ -30,7 +33,6 @@ def _gpu_check(*argv: str) -> subprocess.CompletedProcess:
 def cpu_run(tmp_path_factory):
     """gpu_check on torch over one tagged file, on this GPU-less machine: the command line,
     what it printed, and its results file."""
-    pytest.importorskip("torch")
     out = tmp_path_factory.mktemp("gpu") / "gpu-check.jsonl"
     argv = ["--framework", "torch", "--cases", str(CASES), "--out", str(out), "--jobs", "1"]
     return argv, _gpu_check(*argv), out

@@ -17,6 +17,8 @@
    ``cases/<loss>/<topic>.yaml`` and holds cases of that loss. A topic is a tag; the
    topics that select cases (``--skip-tag large-vocab``, the compiled modes'
    ``compiled-modes``) have one file per loss, holding exactly the cases with the tag.
+   ``gpu-smoke`` (tools/gpu_check.py) is no topic: it marks representatives of several
+   topics, in the files where they are.
 """
 
 from __future__ import annotations
