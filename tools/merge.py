@@ -106,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baseline", action="append", type=Path, default=[], metavar="OLD")
     parser.add_argument("--fail-on", choices=("never", "new"), default="never")
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # our lines in order with the commands' own
     out = args.out or args.results / "merged"
     try:
         if args.fail_on == "new" and not args.baseline:
