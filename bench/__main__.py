@@ -46,7 +46,15 @@ METHOD = {
         "process that imports the adapter and its framework and calls setup(), versions() "
         "and devices()). The bare loop computes each golden just before its calls (untimed "
         "for the calls), which lets the JAX adapter's background compiles progress "
-        "outside the api timer: a bias against the harness."
+        "outside the api timer: a bias against the harness. "
+        "overhead_ratio_with_sensitivity adds to the denominator the bare run's "
+        "sensitivity_s: the sensitivity D of the ULP criterion (perturbed goldens, the "
+        "reference evaluated again on inputs moved by a rounding-sized step), timed alone "
+        "for the instances and dtypes whose verdict needs it (each output judged with the "
+        "harness's own judge() outside the timers, which computes D where the harness "
+        "does). The ratio's definition predates the ULP criterion, when the golden was "
+        "all the reference a verdict needed; D is reference work of the same kind, shared "
+        "by every framework through the golden cache as the golden is."
     ),
     "compile_share": (
         "Compile seconds counted in the bare run (JAX: jax.monitoring trace + lowering + "
@@ -149,11 +157,14 @@ def run_frameworks(frameworks: list[str], cases: list[str], common: list[str], b
         log(f"{fw}: bare calls ({wall:.1f} s through the harness)")
         bare = run_json([sys.executable, "-m", "bench.bare", "--framework", fw, *bare_args])
         denom = bare["api_s"] + bare["reference_s"]
+        with_d = denom + bare["sensitivity_s"]
         per[fw] = {
             "harness_wall_s": round(wall, 3),
             "startup_s": round(start, 3),
             "bare_api_s": bare["api_s"],
             "bare_reference_s": bare["reference_s"],
+            "bare_sensitivity_s": bare["sensitivity_s"],
+            "sensitivities": bare["sensitivities"],
             "calls": bare["calls"],
             "goldens": bare["goldens"],
             "instances": bare["instances"],
@@ -162,6 +173,7 @@ def run_frameworks(frameworks: list[str], cases: list[str], common: list[str], b
             "compile": bare["compile"],
             "ratio": wall / denom if denom else None,
             "ratio_excl_startup": (wall - start) / denom if denom else None,
+            "ratio_with_sensitivity": wall / with_d if with_d else None,
         }
     jobs = max(len(frameworks), os.cpu_count() or 1)
     log(f"all frameworks in parallel, --jobs {jobs}")
@@ -173,6 +185,11 @@ def run_frameworks(frameworks: list[str], cases: list[str], common: list[str], b
         "overhead_ratio": {fw: round(p["ratio"], 3) for fw, p in per.items() if p["ratio"]},
         "overhead_ratio_excl_startup": {
             fw: round(p["ratio_excl_startup"], 3) for fw, p in per.items() if p["ratio"]
+        },
+        "overhead_ratio_with_sensitivity": {
+            fw: round(p["ratio_with_sensitivity"], 3)
+            for fw, p in per.items()
+            if p["ratio_with_sensitivity"]
         },
         "compile_share": {
             fw: round(p["compile"]["seconds"] / p["harness_wall_s"], 4) for fw, p in per.items()

@@ -82,6 +82,9 @@ def table(doc: dict[str, Any]) -> str:
     for k in ("sequential", "parallel", "speedup"):
         if k in suite:
             lines.append(f"{'suite_wall_s.' + k:48s} {_fmt(suite[k]):>10s}")
+    for group in ("overhead_ratio_excl_startup", "overhead_ratio_with_sensitivity"):
+        for fw, v in (doc.get(group) or {}).items():
+            lines.append(f"{group + '[' + fw + ']':48s} {_fmt(v):>10s}")
     for fw, v in (doc.get("compile_share_of_calls") or {}).items():
         lines.append(f"{'compile_share_of_calls[' + fw + ']':48s} {_fmt(v):>10s}")
     for fw, c in (doc.get("compile") or {}).items():

@@ -63,6 +63,15 @@ def test_quick_bench_writes_every_figure(tmp_path):
     # 2 instances x 2 dtypes of `tiny` + 1 of `bad-label`, each through both cross-entropy APIs
     assert torch_run["goldens"] == 5
     assert torch_run["calls"] == 10
+    # D where a verdict needs it: timed apart, and the ratio with it on the bare side
+    assert torch_run["bare_sensitivity_s"] >= 0
+    assert 0 <= torch_run["sensitivities"] <= torch_run["goldens"]
+    with_d = doc["overhead_ratio_with_sensitivity"]["torch"]
+    assert 0 < with_d <= doc["overhead_ratio"]["torch"]
+    denominator = torch_run["bare_api_s"] + torch_run["bare_reference_s"]
+    assert with_d == pytest.approx(
+        torch_run["harness_wall_s"] / (denominator + torch_run["bare_sensitivity_s"]), rel=1e-2
+    )
     assert doc["compile_share"]["torch"] == 0.0
     assert doc["compile"]["torch"]["count"] == 0
     suite = doc["suite_wall_s"]
@@ -137,3 +146,32 @@ def test_goals_and_table():
     }
     text = table(doc)
     assert "compile_share[jax]" in text and "NO" in text
+
+
+@pytest.mark.torch
+def test_the_bare_loop_computes_d_where_the_worker_does(monkeypatch):
+    pytest.importorskip("torch")
+    from bench import bare
+    from xentcheck.adapters import load_framework
+    from xentcheck.harness import worker
+    from xentcheck.harness.cases import expand, load_cases
+
+    case = ROOT / "cases" / "softmax" / "basic.yaml"
+    seen: list[tuple[str, str]] = []
+    real = worker.sensitivity
+
+    def counting(instance, inputs, dtype, *args, **kwargs):
+        seen.append((instance.name, dtype))
+        return real(instance, inputs, dtype, *args, **kwargs)
+
+    monkeypatch.setattr(worker, "sensitivity", counting)
+    fw = load_framework("torch")
+    fw.setup()
+    for instance in (i for c in load_cases([case]) for i in expand(c)):
+        worker.run_instance(fw, instance, None, ["cpu"])
+    by_the_worker = list(seen)
+    seen.clear()
+    out = bare.bare_run("torch", [str(case)], device="cpu")
+    assert seen == by_the_worker
+    assert out["sensitivities"] == len(by_the_worker) > 0
+    assert out["sensitivity_s"] > 0

@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from xentcheck.dtypes import FLOAT_DTYPES, quantize
-from xentcheck.harness import schema
 from xentcheck.harness.errors import CaseError, show
 from xentcheck.harness.generators import GENERATORS, MAX_ELEMENTS, derived_seed, generate
 from xentcheck.harness.yamlnodes import Map, Seq, load_located
@@ -257,7 +256,7 @@ def load_file(file: Path, root: Path | None = None, *, checked: bool = False) ->
             path, getattr(doc, "line", 1), "top level must be a mapping with a 'cases:' list"
         )
     if not checked:
-        schema.check_file(doc, path)
+        _schema().check_file(doc, path)
     _check_keys(doc, FILE_KEYS, path, "file")
     if "cases" not in doc or not isinstance(doc["cases"], Seq):
         raise CaseError(path, doc.line, "missing 'cases:' list")
@@ -282,7 +281,7 @@ def load_file(file: Path, root: Path | None = None, *, checked: bool = False) ->
         default_lines = getattr(defaults, "key_lines", {})
         merged.key_lines = {**default_lines, **entry.key_lines}
         if not checked:
-            schema.check_case(merged, path, index)
+            _schema().check_case(merged, path, index)
         case = _parse_case(merged, path, stem)
         if case.id in ids:
             raise CaseError(
@@ -295,6 +294,14 @@ def load_file(file: Path, root: Path | None = None, *, checked: bool = False) ->
             _check_with_reference(case, merged)
         out.append(case)
     return out
+
+
+def _schema():
+    """:mod:`xentcheck.harness.schema`, imported when a file is first validated: a worker,
+    which loads files the runner validated, never imports jsonschema."""
+    from xentcheck.harness import schema
+
+    return schema
 
 
 def _check_keys(m: Map, allowed: set[str], path: str, what: str) -> None:

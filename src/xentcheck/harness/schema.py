@@ -508,8 +508,61 @@ def check_file(doc: Map, path: str) -> None:
 
 
 def check_case(case: Map, path: str, index: int) -> None:
-    """Validate one case with the file's defaults merged in (it must name id, loss, inputs)."""
-    _check(_validator("resolved_case"), _compact_case(case), path, ("cases", index))
+    """Validate one case with the file's defaults merged in (it must name id, loss, inputs).
+
+    A case naming a known loss is first asked of that loss's own schema
+    (:func:`_loss_validator`), which accepts exactly what the whole schema accepts for
+    it at a fraction of the cost; only a case it rejects (or one without a known loss)
+    goes through the whole schema, which finds and words the error.
+    """
+    view = _compact_case(case)
+    loss = case.get("loss") if isinstance(case, Map) else None
+    if isinstance(loss, str) and loss in LOSSES and _loss_validator(loss).is_valid(view):
+        return
+    _check(_validator("resolved_case"), view, path, ("cases", index))
+
+
+#: definitions kept as references when resolving (``literal`` refers to itself)
+_RECURSIVE = frozenset({"literal"})
+
+
+@functools.cache
+def _loss_validator(loss: str) -> jsonschema.Draft202012Validator:
+    """``resolved_case`` for cases whose ``loss`` is ``loss``: the same verdict, faster.
+
+    The case definition dispatches on the loss with one ``if``/``then`` per loss of the
+    registry; for a case naming ``loss`` every other ``if`` fails, so only its ``then``
+    applies, and it is put in the dispatch's place. Every other reference is resolved in
+    place (JSON Schema 2020-12 applies ``$ref`` beside sibling keywords, as the ``allOf``
+    it becomes here does), so validating looks nothing up.
+    """
+    defs = case_schema()["$defs"]
+    case = dict(defs["case"])
+    case["allOf"] = [
+        branch["then"]
+        for branch in case["allOf"]
+        if branch["if"]["properties"]["loss"]["const"] == loss
+    ]
+    defs["case"] = case
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, list):
+            return [resolve(x) for x in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: resolve(v) for k, v in node.items() if k != "$ref"}
+        ref = node.get("$ref")
+        if ref is None:
+            return out
+        name = ref.removeprefix("#/$defs/")
+        if name in _RECURSIVE:
+            return {**out, "$ref": ref}
+        target = resolve(defs[name])
+        return {**out, "allOf": [*out.get("allOf", []), target]} if out else target
+
+    schema = resolve(defs["resolved_case"])
+    schema["$defs"] = {name: defs[name] for name in _RECURSIVE}
+    return jsonschema.Draft202012Validator(schema)
 
 
 # Validating a 100k-number literal element by element costs jsonschema seconds. A list of

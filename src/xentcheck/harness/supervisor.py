@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import os
+import pickle
 import re
 import selectors
 import signal
@@ -36,9 +38,17 @@ from pathlib import Path
 from typing import Any
 
 from xentcheck.harness.cases import Instance
+from xentcheck.harness.goldens import GoldenCache
 from xentcheck.harness.progress import Progress
 from xentcheck.harness.results import ResultWriter, read_lines
-from xentcheck.harness.worker import POISONED_EXIT, Row, base_row, no_comparison
+from xentcheck.harness.worker import (
+    POISONED_EXIT,
+    Row,
+    base_row,
+    golden_for,
+    no_comparison,
+    rounded_inputs,
+)
 
 #: seconds a worker may take to import its framework and set up before its first instance
 STARTUP_TIMEOUT = 600.0
@@ -84,6 +94,22 @@ def read_parts(parts_dir: Path) -> Parts:
             else:
                 pending.append(obj)
     return parts
+
+
+def save_instances(instances: list[Instance], parts_dir: Path) -> Path:
+    """Save the run's instances for its workers (``--instances``), which then start from
+    them instead of reading, parsing and expanding every case file again; a file of the
+    supervisor's own (a run's supervisors may share ``parts_dir``), renamed into place."""
+    path = parts_dir / f"instances.{uuid.uuid4().hex[:12]}.pickle"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(pickle.dumps(instances, protocol=pickle.HIGHEST_PROTOCOL))
+    os.replace(tmp, path)
+    return path
+
+
+def option_values(args: list[str], option: str) -> list[str]:
+    """The values given to ``option`` in a worker's argument list (``--dtype X``)."""
+    return [v for a, v in itertools.pairwise(args) if a == option]
 
 
 def slug(name: str) -> str:
@@ -138,9 +164,51 @@ class Supervisor:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._writer = ResultWriter(self.parts_dir / f"supervisor.{uuid.uuid4().hex[:12]}.jsonl")
+        self._instances_file = save_instances(self.instances, self.parts_dir)
+        self._prefetchers: list[threading.Thread] = []
+        self._prefetching = threading.Lock()  # one golden at a time (the GIL runs one anyway)
+        shared = option_values(self.worker_args, "--golden-cache")
+        # where the goldens computed while a worker starts go: the run's golden cache, or
+        # (a lone worker without one) a folder the worker only reads, --prefetched
+        self._goldens = Path(shared[-1]) if shared else self.parts_dir / "prefetched"
+        self._prefetch_args = [] if shared else ["--prefetched", str(self._goldens)]
+        self._dtypes = option_values(self.worker_args, "--dtype")
 
     def close(self) -> None:
+        for thread in self._prefetchers:  # nothing is written into the parts after this
+            thread.join()
         self._writer.close()
+
+    def _prefetch(self, indices: list[int], ready: threading.Event) -> None:
+        """Start computing the goldens of ``indices`` (in the worker's order) into the
+        golden cache the worker reads, until it says ``ready``.
+
+        A worker spends its first seconds importing its framework, when the supervisor
+        has nothing to do: the goldens it would compute first are then waiting for it.
+        Only that time is used: at ``ready`` the golden under way is finished and the rest
+        left to the worker, so a run takes no more cores than its ``--jobs`` once started.
+        """
+        work = [(i, d) for i in indices for d in self.instances[i].case.dtypes
+                if not self._dtypes or d in self._dtypes]  # fmt: skip
+
+        def run() -> None:
+            cache = GoldenCache(self._goldens)
+            raw: dict[int, dict[str, Any]] = {}  # the inputs of the instance under way
+            for i, dtype in work:
+                if ready.is_set() or self.stop.is_set():
+                    return
+                instance = self.instances[i]
+                try:
+                    with self._prefetching:
+                        if i not in raw:
+                            raw = {i: instance.inputs()}
+                        golden_for(instance, rounded_inputs(instance, raw[i], dtype), cache)
+                except Exception:  # the worker meets the same error on this input and records
+                    return  # it (a crash row naming the instance); nothing more to prepare
+
+        thread = threading.Thread(target=run, name="xentcheck-prefetch", daemon=True)
+        self._prefetchers.append(thread)
+        thread.start()
 
     def _record(
         self, rows: list[Row], framework: str, index: int | None, wall_s: float = 0.0
@@ -170,13 +238,16 @@ class Supervisor:
         r_fd, w_fd = os.pipe()
         cmd = [sys.executable, "-m", "xentcheck.harness.worker", "--framework", fw,
                "--out", str(part), "--control-fd", str(w_fd),
-               "--indices", ",".join(map(str, remaining)), *self.worker_args,
-               *self.framework_args.get(fw, [])]  # fmt: skip
+               "--indices", ",".join(map(str, remaining)),
+               "--instances", str(self._instances_file), *self.worker_args,
+               *self._prefetch_args, *self.framework_args.get(fw, [])]  # fmt: skip
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                 pass_fds=(w_fd,), start_new_session=True)  # fmt: skip
         os.close(w_fd)
+        ready = threading.Event()
+        self._prefetch(list(remaining), ready)
         assert proc.stdout is not None
         tail: collections.deque[str] = collections.deque(maxlen=30)
         name, current, at, started, finished = fw, None, None, False, 0
@@ -216,6 +287,7 @@ class Supervisor:
                             continue
                         word, _, rest = line.partition(" ")
                         if word == "ready":
+                            ready.set()
                             name, started = rest or fw, True
                             deadline = time.monotonic() + self.timeout
                         elif word == "start":
@@ -229,6 +301,7 @@ class Supervisor:
                             current, at, finished = None, None, finished + 1
                             self.progress.advance(fw)
         finally:
+            ready.set()
             if timed_out or stopped:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)

@@ -19,10 +19,12 @@ import argparse
 import contextlib
 import dataclasses
 import os
+import pickle
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -69,19 +71,118 @@ def rounded_inputs(
     return out
 
 
+#: the goldens of the instance this thread runs (:func:`instance_goldens`)
+_RUNNING = threading.local()
+
+
+class InstanceGoldens:
+    """What :func:`golden_for` answered for one instance's own inputs, at each dtype.
+
+    Looked up by the inputs themselves (names, dtypes, shapes and bytes: what a golden
+    cache key hashes), compared in place: a few sampled elements first, which tells
+    apart the perturbed inputs of the sensitivity without reading them whole.
+    """
+
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+        self.entries: list[tuple[dict[str, np.ndarray], tuple[Golden | None, str | None]]] = []
+
+    def find(
+        self, instance: Instance, inputs: dict[str, np.ndarray]
+    ) -> tuple[Golden | None, str | None] | None:
+        """The answer kept for these inputs of this instance, or None."""
+        if instance is not self.instance:
+            return None
+        return next((a for known, a in self.entries if same_inputs(known, inputs)), None)
+
+    def add(self, inputs: dict[str, np.ndarray], answer: tuple[Golden | None, str | None]) -> None:
+        self.entries.append((inputs, answer))
+
+
+def same_inputs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    """Whether two sets of inputs hold the same names, dtypes, shapes and bytes."""
+    if a.keys() != b.keys():
+        return False
+    pairs = [(np.asarray(a[k]), np.asarray(b[k])) for k in a]
+    pairs = [(x, y) for x, y in pairs if x is not y]
+    if any(x.dtype != y.dtype or x.shape != y.shape for x, y in pairs):
+        return False
+    for x, y in pairs:  # a sample of each first: most differing arrays differ there
+        step = max(1, x.size // 32)
+        if x.reshape(-1)[::step].tobytes() != y.reshape(-1)[::step].tobytes():
+            return False
+    return all(x.tobytes() == y.tobytes() for x, y in pairs)
+
+
+@contextlib.contextmanager
+def instance_goldens(instance: Instance) -> Iterator[InstanceGoldens]:
+    """While ``instance`` runs, :func:`golden_for` in this thread answers from its goldens.
+
+    :func:`run_instance` keeps there what :func:`golden_for` returned for the instance's
+    inputs at each dtype (the run's own evaluations, not the sensitivity's perturbed
+    ones). Two dtypes whose rounded inputs are the same (integers, halves, fills) then
+    share one evaluation, as they share one entry of a golden cache, and a sensitivity
+    perturbation that moves no input (a 0/1 target, whose steps are 0) reads the golden it
+    leaves unchanged. The reference is deterministic: the answers are those it would
+    compute again. They are dropped when the block ends.
+    """
+    _RUNNING.goldens = goldens = InstanceGoldens(instance)
+    try:
+        yield goldens
+    finally:
+        del _RUNNING.goldens
+
+
 def golden_for(
     instance: Instance, inputs: dict[str, np.ndarray], cache: GoldenCache | None = None
 ) -> tuple[Golden | None, str | None]:
     """(golden, None) or (None, reason) when the reference rejects the input.
 
     With a ``cache`` the golden is looked up first and stored after computing it, so every
-    framework and shard of a run shares one evaluation per instance and dtype.
+    framework and shard of a run shares one evaluation per instance and dtype. Inside
+    :func:`instance_goldens` the running instance's goldens are looked up first.
     """
+    return _golden(instance, inputs, cache, remember=False)[0]
+
+
+def _golden(
+    instance: Instance, inputs: dict[str, np.ndarray], cache: GoldenCache | None, *,
+    remember: bool,
+) -> tuple[tuple[Golden | None, str | None], bool]:  # fmt: skip
+    """(:func:`golden_for`'s answer, whether it was found rather than computed);
+    ``remember`` keeps it among the running instance's goldens."""
+    goldens: InstanceGoldens | None = getattr(_RUNNING, "goldens", None)
+    answer = goldens.find(instance, inputs) if goldens is not None else None
+    if answer is not None:
+        return answer, True
     key = golden_key(instance.loss, instance.params, inputs) if cache is not None else ""
-    if cache is not None:
-        found = cache.get(key)
-        if found is not None:
-            return found
+    found = cache.get(key) if cache is not None else None
+    answer = found if found is not None else _evaluate(instance, inputs, cache, key)
+    if remember and goldens is not None:
+        goldens.add(inputs, answer)
+    return answer, found is not None
+
+
+class Prefetched(GoldenCache):
+    """The goldens the supervisor computed, in this worker's order, while it started
+    (``--prefetched``): read, never written, and given up at the first one missing, where
+    the supervisor stopped (a lookup costs hashing the inputs)."""
+
+    holding = True
+
+    def get(self, key: str) -> tuple[Golden | None, str | None] | None:
+        found = super().get(key)
+        self.holding = found is not None
+        return found
+
+    def put(self, key: str, golden: Golden | None, error: str | None) -> None:
+        """Nothing: this worker's goldens are its own."""
+
+
+def _evaluate(
+    instance: Instance, inputs: dict[str, np.ndarray], cache: GoldenCache | None, key: str
+) -> tuple[Golden | None, str | None]:
+    """The reference's answer on ``inputs``, stored in ``cache`` under ``key``."""
     try:
         result: tuple[Golden | None, str | None] = (
             evaluate(instance.loss, inputs, instance.params), None,
@@ -155,11 +256,7 @@ def judge(
     ``wrong``, with the decimal digits lost beyond the allowance.
     """
     case = instance.case
-    names = floating_inputs(instance.loss, inputs)
-    sizes = [np.size(inputs[n]) for n in names]
-    biggest = max(names, key=lambda n: np.size(inputs[n]), default=None)
-    last = np.shape(inputs[biggest])[-1] if biggest is not None and np.ndim(inputs[biggest]) else 1
-    terms = accuracy.reduction_terms(sizes, last, int(np.size(expected)))
+    terms = _terms(instance, inputs, expected, shared)
 
     def d() -> np.ndarray:
         if "sensitivity" not in shared:
@@ -176,10 +273,12 @@ def judge(
     if criterion in ("tolerance", "case"):
         c = compare(expected, actual, dtype, *bounds)
     else:
-        cheap = accuracy.rounding_allowance(expected, dtype, terms)
+        cheap = _kept(shared, "rounding_allowance", quantity, expected,
+                      lambda: accuracy.rounding_allowance(expected, dtype, terms))  # fmt: skip
         c = compare(expected, actual, dtype, *bounds, allowance=cheap)
         if c.status == "mismatch" and same_size:
-            full = accuracy.allowance(expected, dtype, d().reshape(np.shape(expected)), terms)
+            full = _kept(shared, "allowance", quantity, expected, lambda: accuracy.allowance(
+                expected, dtype, d().reshape(np.shape(expected)), terms))  # fmt: skip
             c = compare(expected, actual, dtype, *bounds, allowance=full)
     fields: dict[str, Any] = {
         "criterion": criterion,
@@ -190,15 +289,41 @@ def judge(
         lower, bits = accuracy.LOWER_PRECISION[dtype]
         kind = "wrong"
         if same_size:
-            bound = accuracy.lower_allowance(
-                expected, dtype, bits, d().reshape(np.shape(expected)), terms
-            )
+            bound = _kept(shared, "lower_allowance", quantity, expected, lambda: (
+                accuracy.lower_allowance(expected, dtype, bits, d().reshape(np.shape(expected)),
+                                         terms)))  # fmt: skip
             if compare(expected, actual, dtype, *bounds, allowance=bound).status == "pass":
                 kind = "precision"
         fields.update(accuracy=kind, digits_lost=accuracy.digits_lost(c.excess))
         if kind == "precision":
             fields["precision_of"] = lower
     return c, fields
+
+
+def _kept(shared: dict, what: str, quantity: str, expected: np.ndarray, make: Callable[[], Any]):
+    """``make()``, kept in ``shared`` for the next API or device judging the same quantity
+    against the same saturated golden ``expected`` (the same object: each output dtype
+    has its own, see :func:`run_api`)."""
+    kept = shared.get((what, quantity))
+    if kept is None or kept[0] is not expected:
+        kept = shared[(what, quantity)] = expected, make()
+    return kept[1]
+
+
+def _terms(
+    instance: Instance, inputs: dict[str, np.ndarray], expected: np.ndarray, shared: dict
+) -> int:
+    """:func:`~xentcheck.accuracy.reduction_terms` of a quantity of ``expected``'s size
+    (the floating inputs' sizes read once per instance and dtype, kept in ``shared``)."""
+    if "floating_sizes" not in shared:
+        names = floating_inputs(instance.loss, inputs)
+        biggest = max(names, key=lambda n: np.size(inputs[n]), default=None)
+        last = (
+            np.shape(inputs[biggest])[-1] if biggest is not None and np.ndim(inputs[biggest]) else 1
+        )
+        shared["floating_sizes"] = [np.size(inputs[n]) for n in names], last
+    sizes, last = shared["floating_sizes"]
+    return accuracy.reduction_terms(sizes, last, int(np.size(expected)))
 
 
 def base_row(instance: Instance, fw: str, api: str, device: str, dtype: str) -> Row:
@@ -393,14 +518,15 @@ def run_instance(
     fw: Framework, instance: Instance, dtypes: Iterable[str] | None, devices: Iterable[str],
     golden_cache: GoldenCache | None = None, stats: Stats | None = None,
     on_call: Callable[[str, str, str], None] | None = None,
-    *, criterion: str = "ulp", known: Iterable[Any] = (),
+    *, criterion: str = "ulp", known: Iterable[Any] = (), prefetched: Prefetched | None = None,
 ) -> list[Row]:  # fmt: skip
     """Every row of one instance: each wanted dtype x device x API of ``fw``.
 
     ``on_call(dtype, device, api)`` is told before each API call (the supervisor names the
     call in a crash row); ``stats`` accumulates API, reference and compile time (the
     sensitivity's reference time in ``sensitivity_s`` too). ``criterion`` and ``known``
-    as :func:`run_api` takes them.
+    as :func:`run_api` takes them. Without a ``golden_cache``, the goldens are looked up
+    in ``prefetched`` first, while it holds them.
     """
     apis = fw.apis_for(instance.loss)
     if not apis:
@@ -408,32 +534,35 @@ def run_instance(
     wanted = set(dtypes) if dtypes else None
     rows: list[Row] = []
     raw = instance.inputs()
-    for dtype in instance.case.dtypes:
-        if wanted is not None and dtype not in wanted:
-            continue
-        inputs = rounded_inputs(instance, raw, dtype)
-        shared: dict[Any, Any] = {}  # run_api's golden-side work, for every API and device
-        t0 = time.perf_counter()
-        hits = golden_cache.hits if golden_cache else 0
-        golden, ref_error = golden_for(instance, inputs, golden_cache)
-        if stats is not None:
-            stats.reference_s += time.perf_counter() - t0
-            if golden_cache is not None:
-                hit = golden_cache.hits > hits
-                stats.golden_hits += hit
-                stats.golden_misses += not hit
-        for device in devices:
-            for api in apis:
-                if on_call:
-                    on_call(dtype, device, api.name)
-                new = run_api(fw, api, instance, inputs, dtype, device, golden, ref_error, shared,
-                              criterion=criterion, golden_cache=golden_cache, known=known)  # fmt: skip
-                if stats is not None and new:
-                    stats.api_s += new[0].get("elapsed_s", 0.0)
-                    stats.compile_s += new[0].get("compile_s", 0.0)
-                rows.extend(new)
-        if stats is not None:
-            stats.sensitivity_s += shared.get("sensitivity_s", 0.0)
+    with instance_goldens(instance):  # dtypes with the same rounded inputs share one golden
+        for dtype in instance.case.dtypes:
+            if wanted is not None and dtype not in wanted:
+                continue
+            inputs = rounded_inputs(instance, raw, dtype)
+            shared: dict[Any, Any] = {}  # run_api's golden-side work, for every API and device
+            t0 = time.perf_counter()
+            source = golden_cache
+            if source is None and prefetched is not None and prefetched.holding:
+                source = prefetched
+            (golden, ref_error), hit = _golden(instance, inputs, source, remember=True)
+            if stats is not None:
+                stats.reference_s += time.perf_counter() - t0
+                if source is not None:
+                    stats.golden_hits += hit
+                    stats.golden_misses += not hit
+            for device in devices:
+                for api in apis:
+                    if on_call:
+                        on_call(dtype, device, api.name)
+                    new = run_api(fw, api, instance, inputs, dtype, device, golden, ref_error,
+                                  shared, criterion=criterion, golden_cache=golden_cache,
+                                  known=known)  # fmt: skip
+                    if stats is not None and new:
+                        stats.api_s += new[0].get("elapsed_s", 0.0)
+                        stats.compile_s += new[0].get("compile_s", 0.0)
+                    rows.extend(new)
+            if stats is not None:
+                stats.sensitivity_s += shared.get("sensitivity_s", 0.0)
     return rows
 
 
@@ -492,6 +621,17 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def run_instances(saved: str | None, cases: list[str], skip_tags: Iterable[str]) -> list[Instance]:
+    """The run's instance list, whose indices ``--indices`` names: the one the supervisor
+    saved (:func:`~xentcheck.harness.supervisor.save_instances`) when ``saved`` names its
+    file, else loaded again from ``cases`` without ``skip_tags`` (the same list: the
+    runner validated these files before starting this worker)."""
+    if saved:
+        with open(saved, "rb") as f:
+            return pickle.load(f)
+    return instances_of(select_cases(load_cases(cases, checked=True), skip_tags))
+
+
 class Control:
     """The worker's side of the protocol: one line per event on the runner's pipe."""
 
@@ -529,6 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--criterion", default="ulp", choices=accuracy.CRITERIA)
     p.add_argument("--known", action="append", default=[], help="a user known-differences file")
     p.add_argument("--api", action="append", help="run only these APIs of the framework")
+    p.add_argument("--instances", help="the run's instances, as the supervisor saved them")
+    p.add_argument("--prefetched", help="goldens the supervisor computed while this started")
     p.add_argument("--control-fd", type=int)
     p.add_argument("--out", required=True)
     p.add_argument("--quiet", action="store_true")
@@ -536,8 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent()
     set_memory_limit(os.environ.get("XENTCHECK_WORKER_MEMORY_LIMIT"))
     control = Control(args.control_fd)
-    # the runner validated these files before starting this worker
-    instances = instances_of(select_cases(load_cases(args.cases, checked=True), args.skip_tag))
+    instances = run_instances(args.instances, args.cases, args.skip_tag)
     indices = (
         [int(i) for i in args.indices.split(",") if i] if args.indices is not None
         else range(len(instances))
@@ -575,6 +716,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     cache = GoldenCache(args.golden_cache) if args.golden_cache else None
+    prefetched = Prefetched(args.prefetched) if args.prefetched and cache is None else None
     with ResultWriter(args.out, mode="a") as w:
         w.write(header)
         control.say("ready", fw.name)
@@ -586,10 +728,10 @@ def main(argv: list[str] | None = None) -> int:
             if runs_case(fw.case_tags, instance.case):
                 rows = run_instance(fw, instance, args.dtype, devices, cache, stats,
                                     lambda d, dev, api, i=index: control.say("at", i, d, dev, api),
-                                    criterion=args.criterion, known=known)  # fmt: skip
-            w.write_all(rows)
-            w.write({"kind": "done", "framework": args.framework, "index": index,
-                     "instance": instance.name, "stats": stats.as_dict()})  # fmt: skip
+                                    criterion=args.criterion, known=known,
+                                    prefetched=prefetched)  # fmt: skip
+            w.write_all([*rows, {"kind": "done", "framework": args.framework, "index": index,
+                                 "instance": instance.name, "stats": stats.as_dict()}])  # fmt: skip
             control.say("done", index)
             if poisoned(rows):
                 print(f"xentcheck: {fw.name}: the GPU context is poisoned after {instance.name}; "
