@@ -71,8 +71,9 @@ def new_unexplained(findings: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def commands(
     files: Sequence[Path], out: Path, baselines: Sequence[Path]
-) -> list[tuple[list[str], Path]]:
-    """The xentcheck commands that build the page, each with the file it writes."""
+) -> list[tuple[list[str], Path, Path]]:
+    """The xentcheck commands that build the page, each with the two files it writes (the
+    findings are grouped once for both of theirs)."""
     xentcheck = [sys.executable, "-m", "xentcheck"]
     names = [str(p) for p in files]
     report_base = [a for b in baselines for a in ("--baseline", str(b))]
@@ -81,15 +82,12 @@ def commands(
             [*xentcheck, "report", *names, "-o", str(out / "index.html"), *report_base,
              "--markdown", str(out / "differences.md")],
             out / "index.html",
+            out / "differences.md",
         ),
         (
-            [*xentcheck, "findings", *names, "--format", "json", *report_base,
-             "-o", str(out / "findings.json")],
+            [*xentcheck, "findings", *names, *report_base,
+             "-o", str(out / "findings.json"), "-o", str(out / "findings.md")],
             out / "findings.json",
-        ),
-        (
-            [*xentcheck, "findings", *names, "--format", "md", *report_base,
-             "-o", str(out / "findings.md")],
             out / "findings.md",
         ),
     ]  # fmt: skip
@@ -126,14 +124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"merge: {path}: not a results file (no run header), left out")
     print(f"merge: {len(files)} results files from {args.results} into {out}")
     out.mkdir(parents=True, exist_ok=True)
-    for command, written in commands(files, out, baselines):
+    for command, *written in commands(files, out, baselines):
         done = subprocess.run(command, check=False)
         if done.returncode != 0:
             print(
                 f"merge: `{' '.join(command[1:4])} ...` exited {done.returncode}", file=sys.stderr
             )
             return done.returncode
-        print(f"merge: wrote {written}")
+        print(f"merge: wrote {', '.join(map(str, written))}")
     if args.fail_on == "new":
         stopped = new_unexplained(json.loads((out / "findings.json").read_text()))
         for finding in stopped:

@@ -108,6 +108,24 @@ def test_output_writes_the_file_stdout_would_hold(tmp_path, capsys):
     assert (tmp_path / "f" / "x.md").read_text() == shown
 
 
+def test_several_outputs_from_one_grouping_each_in_its_suffix_format(tmp_path, capsys):
+    results = _results(tmp_path / "r.jsonl", [_row("myfw.a", "c/1"), _row("myfw.b", "c/2")])
+    shown = {fmt: _run(capsys, results, "--format", fmt)[1] for fmt in ("text", "md", "json")}
+    names = ("f.json", "f.md", "f.txt", "f.log", "F.JSON")
+    code, out, err = _run(capsys, results, *(a for n in names for a in ("-o", str(tmp_path / n))))
+    assert code == 0 and out == "" and err.count("findings written to") == len(names)
+    by_file = {n: (tmp_path / n).read_text() for n in names}
+    assert by_file == {"f.json": shown["json"], "f.md": shown["md"], "f.txt": shown["text"],
+                       "f.log": shown["text"], "F.JSON": shown["json"]}  # fmt: skip
+    # --format, where given, is every output's format, whatever its suffix
+    code, _, _ = _run(capsys, results, "--format", "md", "-o", str(tmp_path / "g.json"))
+    assert code == 0 and (tmp_path / "g.json").read_text() == shown["md"]
+    # a bad output anywhere in the list writes none of them
+    (tmp_path / "h.md").unlink(missing_ok=True)
+    code, _, err = _run(capsys, results, "-o", str(tmp_path / "h.md"), "-o", str(tmp_path))
+    assert code == 2 and "names a folder" in err and not (tmp_path / "h.md").exists()
+
+
 def test_output_naming_a_folder_is_one_line_and_exit_2(tmp_path, capsys):
     results = _results(tmp_path / "r.jsonl", [_row("myfw.a", "c/1")])
     code, out, err = _run(capsys, results, "-o", str(tmp_path))

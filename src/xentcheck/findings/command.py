@@ -1,5 +1,10 @@
-"""``xentcheck findings RESULTS... [--format text|md|json] [--baseline OLD...] [--known FILE...]
-[--verify] [--fail-on never|new]``: the findings of one or more results files and folders.
+"""``xentcheck findings RESULTS... [--format text|md|json] [-o FILE...] [--baseline OLD...]
+[--known FILE...] [--verify] [--fail-on never|new]``: the findings of one or more results
+files and folders.
+
+The findings are grouped once and written in each format asked for: ``-o`` is repeatable,
+and an output's format is ``--format`` where given, else its suffix's (``.json``, ``.md``,
+``.txt``: :data:`SUFFIX_FORMATS`), else text; without ``-o`` they go to stdout.
 
 Exit status: 0 (the findings are a listing, not a verdict); with ``--verify``, 1 when a
 finding's script does not reproduce it; with ``--fail-on new``, 1 when an unexplained
@@ -41,8 +46,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--format",
         choices=FORMATS,
-        default="text",
-        help="text (a summary), md (an upstream issue draft per finding) or json",
+        help="text (a summary), md (an upstream issue draft per finding) or json (default: "
+        "each -o FILE's suffix, .json, .md or .txt; else text)",
     )
     p.add_argument(
         "--baseline",
@@ -59,7 +64,13 @@ def add_parser(subparsers: Any) -> None:
         help="your own documented differences, YAML or Python (repeatable; docs/known.md)",
     )
     p.add_argument(
-        "-o", "--output", metavar="FILE", help="write the findings to FILE instead of stdout"
+        "-o",
+        "--output",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="write the findings to FILE instead of stdout (repeatable: one grouping, "
+        "several files, e.g. -o findings.json -o findings.md)",
     )
     p.add_argument(
         "--verify",
@@ -95,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         known = load_known(args.known or [])
-        if args.output:
-            check_output(args.output)
+        outputs = {path: output_format(path, args.format) for path in args.output}
+        for path in outputs:
+            check_output(path)
         headers, rows = read_runs(args.results)
         baseline = read_runs(args.baseline) if args.baseline else None
     except (CaseError, KnownFileError) as exc:
@@ -128,13 +140,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.baseline and report_new(found) and args.fail_on == "new":
         status = 1
-    text = findings.render(found, args.format, upgrades(found, headers))
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text, encoding="utf-8")
-        print(f"xentcheck: {len(found)} findings written to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
+    changed = upgrades(found, headers)
+    if not outputs:
+        sys.stdout.write(findings.render(found, args.format or "text", changed))
+    for path, fmt in outputs.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(findings.render(found, fmt, changed), encoding="utf-8")
+        print(f"xentcheck: {len(found)} findings written to {path} ({fmt})", file=sys.stderr)
     return status
 
 
@@ -153,6 +165,16 @@ def report_new(found: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         label = f" [{f['label']}]" if f.get("variant") else ""
         print(f"xentcheck: new: {f['id']}{label}: {f['summary']}", file=sys.stderr)
     return new
+
+
+#: the format of an ``-o`` file by its suffix, when ``--format`` is not given
+SUFFIX_FORMATS = {".json": "json", ".md": "md", ".markdown": "md", ".txt": "text"}
+
+
+def output_format(path: str, given: str | None) -> str:
+    """The format of the output ``path``: ``given`` (``--format``), else by its suffix,
+    else text."""
+    return given or SUFFIX_FORMATS.get(Path(path).suffix.lower(), "text")
 
 
 def check_output(path: str) -> None:
