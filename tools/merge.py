@@ -5,12 +5,13 @@
 RESULTS (default ``reports``) is searched recursively for ``*.jsonl`` files that are results
 files (their first line is a run header, ``"kind": "run"``); other ``.jsonl`` files are
 named and left out, and so is everything under OUT. OUT (default ``RESULTS/merged``)
-receives ``index.html`` and ``differences.md`` (``xentcheck report``), ``findings.json`` and
-``findings.md`` (``xentcheck findings``), all built from every file found: shards, machines
-and version sets as the report and the findings command combine them.
+receives ``index.html``, ``differences.md``, ``findings.json`` and ``findings.md``, all from
+one ``xentcheck report --findings`` over every file found (the findings grouped once, as
+``xentcheck findings`` groups them): shards, machines and version sets as the report
+combines them.
 
 ``--baseline OLD`` (a results file or a folder, searched the same way; repeatable) is
-handed to both commands: the findings become new, unchanged or fixed. ``--fail-on new``
+handed to the report: the findings become new, unchanged or fixed. ``--fail-on new``
 (with a baseline) exits 1 when a finding that no known entry explains is new, after
 writing everything and naming each one; ``never`` (the default) always exits 0 once the
 page is built. Bad input is one line and exit 2.
@@ -71,24 +72,21 @@ def new_unexplained(findings: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def commands(
     files: Sequence[Path], out: Path, baselines: Sequence[Path]
-) -> list[tuple[list[str], Path, Path]]:
-    """The xentcheck commands that build the page, each with the two files it writes (the
-    findings are grouped once for both of theirs)."""
+) -> list[tuple[list[str], list[Path]]]:
+    """The xentcheck commands that build the page, each with the files it writes (one
+    ``report``: the page, its Markdown table and the findings, grouped once)."""
     xentcheck = [sys.executable, "-m", "xentcheck"]
     names = [str(p) for p in files]
     report_base = [a for b in baselines for a in ("--baseline", str(b))]
+    written = [
+        out / name for name in ("index.html", "differences.md", "findings.json", "findings.md")
+    ]
     return [
         (
-            [*xentcheck, "report", *names, "-o", str(out / "index.html"), *report_base,
-             "--markdown", str(out / "differences.md")],
-            out / "index.html",
-            out / "differences.md",
-        ),
-        (
-            [*xentcheck, "findings", *names, *report_base,
-             "-o", str(out / "findings.json"), "-o", str(out / "findings.md")],
-            out / "findings.json",
-            out / "findings.md",
+            [*xentcheck, "report", *names, "-o", str(written[0]), *report_base,
+             "--markdown", str(written[1]), "--findings", str(written[2]),
+             "--findings", str(written[3])],
+            written,
         ),
     ]  # fmt: skip
 
@@ -124,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"merge: {path}: not a results file (no run header), left out")
     print(f"merge: {len(files)} results files from {args.results} into {out}")
     out.mkdir(parents=True, exist_ok=True)
-    for command, *written in commands(files, out, baselines):
+    for command, written in commands(files, out, baselines):
         done = subprocess.run(command, check=False)
         if done.returncode != 0:
             print(

@@ -151,6 +151,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="README.md",
         help="replace the generated block of this README with the table",
     )
+    rep.add_argument(
+        "--findings",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also write the page's findings to FILE, in its suffix's format (.json, .md, "
+        ".txt), as `xentcheck findings -o FILE` would (repeatable; grouped once for all)",
+    )
     _known_option(rep)
 
     from xentcheck.findings import command as findings_command
@@ -492,9 +500,11 @@ def _new_findings(out: Path, baseline, known: list) -> list[dict]:
 
 
 def cmd_report(args) -> int:
-    from xentcheck.report import build_report, check_readme
+    from xentcheck.report import FindingsFailed, build_report, check_readme
 
     check_output(args.output, "-o")
+    for path in args.findings:
+        check_output(path, "--findings")
     known = load_known_files(args.known)
     if args.markdown:
         check_output(args.markdown, "--markdown")
@@ -505,15 +515,22 @@ def cmd_report(args) -> int:
             check_readme(Path(args.readme))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    build_report(  # reads and checks every results file before it writes anything
-        args.results,
-        args.output,
-        baselines=args.baseline or [],
-        markdown=args.markdown,
-        readme=args.readme,
-        known=known,
-    )
+    try:
+        build_report(  # reads and checks every results file before it writes anything
+            args.results,
+            args.output,
+            baselines=args.baseline or [],
+            markdown=args.markdown,
+            readme=args.readme,
+            known=known,
+            findings=args.findings,
+        )
+    except FindingsFailed as exc:
+        print(f"xentcheck: error: {exc}", file=sys.stderr)
+        return 1
     print(f"xentcheck: report written to {args.output}", file=sys.stderr)
+    for path in args.findings:
+        print(f"xentcheck: findings written to {path}", file=sys.stderr)
     return 0
 
 

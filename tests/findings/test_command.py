@@ -131,3 +131,52 @@ def test_output_naming_a_folder_is_one_line_and_exit_2(tmp_path, capsys):
     code, out, err = _run(capsys, results, "-o", str(tmp_path))
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "names a folder" in err
+
+
+def test_report_findings_are_the_bytes_findings_writes(tmp_path, capsys, monkeypatch):
+    """``xentcheck report --findings FILE`` writes what ``findings -o FILE`` writes, and a
+    failure to compute them is exit 1 with the page written and no findings file."""
+    from xentcheck import findings
+    from xentcheck.cli import main
+
+    results = _results(tmp_path / "r.jsonl", [_row("myfw.a", "c/1"), _row("myfw.b", "c/2")])
+    shown = {fmt: _run(capsys, results, "--format", fmt)[1] for fmt in ("md", "json", "text")}
+    page, outs = tmp_path / "page.html", [tmp_path / n for n in ("f.json", "f.md", "f.txt")]
+    code = main(
+        ["report", results, "-o", str(page), *(a for o in outs for a in ("--findings", str(o)))]
+    )
+    assert code == 0 and page.is_file()
+    assert [o.read_text() for o in outs] == [shown["json"], shown["md"], shown["text"]]
+    capsys.readouterr()
+    # a folder among the outputs: one line, exit 2, nothing written
+    for o in outs:
+        o.unlink()
+    page.unlink()
+    assert (
+        main(
+            [
+                "report",
+                results,
+                "-o",
+                str(page),
+                "--findings",
+                str(outs[0]),
+                "--findings",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--findings names a folder" in err
+    assert not page.exists() and not outs[0].exists()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("grouping broke")
+
+    monkeypatch.setattr(findings, "build", broken)
+    code = main(["report", results, "-o", str(page), "--findings", str(outs[0])])
+    err = capsys.readouterr().err
+    assert code == 1 and page.is_file() and not outs[0].exists()
+    assert err.splitlines()[-1].startswith("xentcheck: error: the findings could not be computed")
+    assert "grouping broke" in err.splitlines()[-1]

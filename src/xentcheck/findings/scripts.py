@@ -2,7 +2,8 @@
 
 A script is written from the framework's adapter (its ``snippet``), so the adapter must
 load, and with it the framework. Each framework's scripts are written by a child
-interpreter of its own (``python -m xentcheck.findings.scripts JOBS OUT``): Keras picks its
+interpreter of its own (``python -m xentcheck.findings.scripts JOBS OUT``; one per CPU at a
+time, their outputs in the frameworks' order): Keras picks its
 backend once per process, some frameworks abort a process that has loaded another (JAX
 after TensorFlow and torch, in a test session), and ``xentcheck report`` and ``findings``
 stay free of every framework.
@@ -10,7 +11,9 @@ stay free of every framework.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -88,8 +91,12 @@ def write_all(
     jobs: Mapping[str, Sequence[tuple[Row, str]]], headers: Sequence[Row]
 ) -> dict[str, list[Written]]:
     """The scripts of every framework's jobs: framework -> one (script, note) per job,
-    each framework's written by a child interpreter of its own."""
-    return {framework: write_in_child(framework, jobs[framework], headers) for framework in jobs}
+    each framework's written by a child interpreter of its own, one child per CPU at a
+    time (a child is mostly its framework's import)."""
+    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        done = {fw: pool.submit(write_in_child, fw, jobs[fw], headers) for fw in jobs}
+        return {fw: future.result() for fw, future in done.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

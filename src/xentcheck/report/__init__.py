@@ -56,6 +56,7 @@ def build_report(
     markdown: str | None = None,
     readme: str | None = None,
     known: Sequence[Any] = (),
+    findings: Sequence[str] = (),
 ) -> None:
     """Write the HTML report for ``results`` to ``output`` (and the Markdown table if asked).
 
@@ -67,6 +68,11 @@ def build_report(
     (:func:`~xentcheck.harness.results.read_results`): one that is not a results file, a
     folder with none, or two files claiming one result differently raises
     :class:`~xentcheck.harness.results.ResultsError` before anything is written.
+
+    ``findings``: files to write the page's findings to as well, each in its suffix's
+    format (``.json``, ``.md``, ``.txt``), as ``xentcheck findings -o FILE`` writes them
+    from the same results, so the main job groups them once. When they cannot be
+    computed the page is written (saying why) and :class:`FindingsFailed` is raised.
     """
     from xentcheck.harness.merge import read
     from xentcheck.report.model import wrap
@@ -77,6 +83,7 @@ def build_report(
     base = wrap(read(baselines)) if baselines else None
     case_files = CaseFiles(merged.headers, [Path(p).resolve().parent for p in merged.files])
     found, note = findings_of(merged, base, known)
+    texts = findings_texts(found, merged.headers, findings) if found is not None else {}
     data = page_data(
         merged,
         base.rows if base is not None else None,
@@ -93,6 +100,31 @@ def build_report(
         Path(markdown).write_text(table, encoding="utf-8")
     if readme:
         update_readme(Path(readme), table)
+    if findings and found is None:
+        raise FindingsFailed(
+            f"the findings could not be computed ({note}); {output} says so, and no findings file was written"
+        )
+    for path, text in texts.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+
+
+class FindingsFailed(RuntimeError):
+    """``build_report`` was asked for findings files and the findings failed."""
+
+
+def findings_texts(
+    found: Sequence[Row], headers: Sequence[Row], paths: Sequence[str]
+) -> dict[str, str]:
+    """Each of ``paths`` with the findings rendered in its suffix's format."""
+    if not paths:
+        return {}
+    from xentcheck.findings import render
+    from xentcheck.findings.command import output_format
+    from xentcheck.findings.versions import upgrades
+
+    changed = upgrades(list(found), list(headers))
+    return {p: render(found, output_format(p, None), changed) for p in paths}
 
 
 def render_html(headers: list[Row], rows: list[Row], base_rows: list[Row] | None = None) -> str:
