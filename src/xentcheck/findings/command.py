@@ -140,13 +140,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.baseline and report_new(found) and args.fail_on == "new":
         status = 1
-    changed = upgrades(found, headers)
     if not outputs:
-        sys.stdout.write(findings.render(found, args.format or "text", changed))
-    for path, fmt in outputs.items():
+        sys.stdout.write(findings.render(found, args.format or "text", upgrades(found, headers)))
+    for path, text in rendered(found, headers, outputs).items():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(findings.render(found, fmt, changed), encoding="utf-8")
-        print(f"xentcheck: {len(found)} findings written to {path} ({fmt})", file=sys.stderr)
+        Path(path).write_text(text, encoding="utf-8")
+        print(
+            f"xentcheck: {len(found)} findings written to {path} ({outputs[path]})", file=sys.stderr
+        )
     return status
 
 
@@ -175,6 +176,21 @@ def output_format(path: str, given: str | None) -> str:
     """The format of the output ``path``: ``given`` (``--format``), else by its suffix,
     else text."""
     return given or SUFFIX_FORMATS.get(Path(path).suffix.lower(), "text")
+
+
+def rendered(
+    found: Sequence[dict[str, Any]], headers: Sequence[dict[str, Any]], outputs: dict[str, str]
+) -> dict[str, str]:
+    """Each output path of ``outputs`` (path -> format) with ``found`` rendered in its
+    format, what each upgrade changed computed once for all (``findings -o`` and
+    ``report --findings`` write these)."""
+    from xentcheck import findings
+    from xentcheck.findings.versions import upgrades
+
+    if not outputs:
+        return {}
+    changed = upgrades(list(found), list(headers))
+    return {path: findings.render(found, fmt, changed) for path, fmt in outputs.items()}
 
 
 def check_output(path: str) -> None:

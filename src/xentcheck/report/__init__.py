@@ -83,7 +83,11 @@ def build_report(
     base = wrap(read(baselines)) if baselines else None
     case_files = CaseFiles(merged.headers, [Path(p).resolve().parent for p in merged.files])
     found, note = findings_of(merged, base, known)
-    texts = findings_texts(found, merged.headers, findings) if found is not None else {}
+    texts = {}
+    if found is not None:  # rendered before the page, which may reshape the findings
+        from xentcheck.findings.command import output_format, rendered
+
+        texts = rendered(found, merged.headers, {p: output_format(p, None) for p in findings})
     data = page_data(
         merged,
         base.rows if base is not None else None,
@@ -111,20 +115,6 @@ def build_report(
 
 class FindingsFailed(RuntimeError):
     """``build_report`` was asked for findings files and the findings failed."""
-
-
-def findings_texts(
-    found: Sequence[Row], headers: Sequence[Row], paths: Sequence[str]
-) -> dict[str, str]:
-    """Each of ``paths`` with the findings rendered in its suffix's format."""
-    if not paths:
-        return {}
-    from xentcheck.findings import render
-    from xentcheck.findings.command import output_format
-    from xentcheck.findings.versions import upgrades
-
-    changed = upgrades(list(found), list(headers))
-    return {p: render(found, output_format(p, None), changed) for p in paths}
 
 
 def render_html(headers: list[Row], rows: list[Row], base_rows: list[Row] | None = None) -> str:
