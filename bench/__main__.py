@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -233,9 +234,9 @@ cases:
 """
 
 
-def report_seconds(results: Path, page: Path) -> float:
+def report_seconds(results: Path, page: Path, options: Sequence[str] = ()) -> float:
     """Wall time of ``xentcheck report`` over one results file (raises when it fails)."""
-    wall, rc, text = run_timed(xentcheck_cmd("report", str(results), "-o", str(page)))
+    wall, rc, text = run_timed(xentcheck_cmd("report", str(results), "-o", str(page), *options))
     if rc != 0:
         raise RuntimeError(f"xentcheck report exited {rc}: {text.strip().splitlines()[-1:]}")
     return wall
@@ -270,7 +271,7 @@ def run_incremental(frameworks: list[str], cases: list[str], common: list[str], 
         log(f"incremental: {step} run, --jobs {jobs}")
         results = tmp / f"{step}.jsonl"
         run_s = harness_seconds(frameworks, [str(suite)], common, results, jobs, cache)
-        rep_s = report_seconds(results, tmp / f"{step}.html")
+        rep_s = report_seconds(results, tmp / f"{step}.html", cache)
         out[step] = {"run_s": round(run_s, 2), "report_s": round(rep_s, 2), **cache_counts(results)}
     cold = out["cold"]["run_s"] + out["cold"]["report_s"]
     warm = out["warm"]["run_s"] + out["warm"]["report_s"]

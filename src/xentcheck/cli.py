@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import signal
 import sys
 import tempfile
@@ -23,12 +22,9 @@ from xentcheck import __version__
 from xentcheck.accuracy import CRITERIA
 from xentcheck.adapters import FRAMEWORKS
 from xentcheck.dtypes import FLOAT_DTYPES
+from xentcheck.harness.cache import add_cache_options
 from xentcheck.harness.errors import CaseError
 
-#: the cache folder when neither --cache-dir nor $XENTCHECK_CACHE_DIR names one
-DEFAULT_CACHE_DIR = ".xentcheck-cache"
-#: the environment variable naming the cache folder (tox sets it)
-CACHE_ENV = "XENTCHECK_CACHE_DIR"
 #: what makes ``run`` exit 1: statuses of rows, or findings new against ``--baseline``
 FAIL_ON = ("unexplained", "any", "never", "new")
 
@@ -92,17 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="finish an interrupted run with the same options and --out",
     )
-    r.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        help="the cache of results, goldens and compiled programs, reused by later runs "
-        f"(default: ${CACHE_ENV}, else {DEFAULT_CACHE_DIR} in the current folder)",
-    )
-    r.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="compute every row, and read and write nothing in the cache folder",
-    )
+    add_cache_options(r, "compute every row")
     r.add_argument(
         "--golden-cache",
         metavar="DIR",
@@ -159,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         help="also write the page's findings to FILE, in its suffix's format (.json, .md, "
         ".txt), as `xentcheck findings -o FILE` would (repeatable; grouped once for all)",
     )
+    add_cache_options(rep, "write every finding's script anew")
     _known_option(rep)
 
     from xentcheck.findings import command as findings_command
@@ -275,6 +262,18 @@ def _fuzz_parser(sub: Any) -> None:
     )
     _known_option(f)
     f.add_argument("--quiet", action="store_true", help="no progress lines")  # fmt: skip
+
+
+def open_cache_option(args: argparse.Namespace):
+    """The :class:`~xentcheck.harness.cache.ResultCache` the options name (None: --no-cache);
+    a folder that cannot be made is a usage error."""
+    if args.no_cache:
+        return None
+    from xentcheck.harness.cache import open_cache
+
+    cache = open_cache(args.cache_dir)
+    check_output(cache.root, "--cache-dir", folder=True)
+    return cache
 
 
 def _known_option(parser: argparse.ArgumentParser) -> None:
@@ -420,13 +419,7 @@ def cmd_run(args) -> int:
     baseline = _read_baseline(args.baseline)
     if args.golden_cache:
         check_output(args.golden_cache, "--golden-cache", folder=True)
-    cache = None
-    if not args.no_cache:
-        from xentcheck.harness.cache import ResultCache
-
-        folder = args.cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR
-        check_output(folder, "--cache-dir", folder=True)
-        cache = ResultCache(folder)
+    cache = open_cache_option(args)
     paths, cases, instances = _load(args.cases)
     _check_tags(args.tag, cases)
     skipped = set(args.skip_tag)
@@ -505,6 +498,7 @@ def cmd_report(args) -> int:
     check_output(args.output, "-o")
     for path in args.findings:
         check_output(path, "--findings")
+    cache = open_cache_option(args)
     known = load_known_files(args.known)
     if args.markdown:
         check_output(args.markdown, "--markdown")
@@ -524,6 +518,7 @@ def cmd_report(args) -> int:
             readme=args.readme,
             known=known,
             findings=args.findings,
+            cache=cache,
         )
     except FindingsFailed as exc:
         print(f"xentcheck: error: {exc}", file=sys.stderr)

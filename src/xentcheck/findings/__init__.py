@@ -32,6 +32,7 @@ from xentcheck.findings.render import render
 from xentcheck.findings.scripts import write_all
 from xentcheck.findings.summary import summary
 from xentcheck.findings.versions import compare_versions
+from xentcheck.harness.cache import ResultCache
 from xentcheck.harness.merge import framework_info
 from xentcheck.known import Finding, Known
 
@@ -49,6 +50,7 @@ def build(
     known: Sequence[Known] = (),
     scripts: bool = True,
     per_case: bool = False,
+    cache: ResultCache | None = None,
 ) -> list[dict[str, Any]]:
     """The findings of a run (``headers``, ``rows`` as :func:`xentcheck.report.load` reads
     them), sorted by severity, framework and id.
@@ -60,6 +62,8 @@ def build(
     scripts:  False leaves ``repro`` null (a baseline's findings need none).
     per_case: group each case's rows on their own, as a run of that case alone would
               (``fuzz``: every case file it writes stands for one finding).
+    cache:    where the scripts are kept between calls (written once for unchanged rows:
+              :func:`~xentcheck.findings.scripts.write_all`); None writes every one anew.
 
     Rows labelled with a version set (``variant``: merged files holding a framework at
     several) make findings of that label (``label``, ``variant``, ``versions``), and the
@@ -80,7 +84,7 @@ def build(
         jobs: dict[str, list[tuple[Row, str]]] = {}
         for g, f in zip(groups, found, strict=True):
             jobs.setdefault(g.framework, []).append((example_row(g, sources), f["summary"]))
-        written = write_all(jobs, headers)
+        written = write_all(jobs, headers, cache)
         for g, f in zip(groups, found, strict=True):
             f["repro"], f["repro_note"] = written[g.framework].pop(0)
     else:

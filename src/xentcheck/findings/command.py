@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from xentcheck.findings.render import FORMATS
+from xentcheck.harness.cache import add_cache_options, open_cache
 from xentcheck.harness.errors import CaseError
 from xentcheck.harness.results import read_runs
 
@@ -83,6 +84,7 @@ def add_parser(subparsers: Any) -> None:
         default="never",
         help="new: exit 1 when an unexplained finding is new against --baseline (default never)",
     )
+    add_cache_options(p, "write every finding's script anew")
     p.add_argument(
         "--jobs",
         type=int,
@@ -109,12 +111,15 @@ def run(args: argparse.Namespace) -> int:
         outputs = {path: output_format(path, args.format) for path in args.output}
         for path in outputs:
             check_output(path)
+        cache = None if args.no_cache else open_cache(args.cache_dir)
+        if cache is not None:
+            check_output(str(cache.root), "--cache-dir", folder=True)
         headers, rows = read_runs(args.results)
         baseline = read_runs(args.baseline) if args.baseline else None
     except (CaseError, KnownFileError) as exc:
         print(f"xentcheck: error: {exc}", file=sys.stderr)
         return 2
-    found = findings.build(rows, headers, baseline=baseline, known=known)
+    found = findings.build(rows, headers, baseline=baseline, known=known, cache=cache)
     status = 0
     if args.verify:
         from xentcheck.findings.verify import verify
@@ -193,13 +198,17 @@ def rendered(
     return {path: findings.render(found, fmt, changed) for path, fmt in outputs.items()}
 
 
-def check_output(path: str) -> None:
-    """Raise :class:`CaseError` unless ``path`` names a file that can be written."""
+def check_output(path: str, option: str = "-o", folder: bool = False) -> None:
+    """Raise :class:`CaseError` unless ``path`` names a file (a folder, with ``folder``)
+    that can be written."""
     p = Path(path)
-    if p.is_dir():
-        raise CaseError(path, None, "-o names a folder (name a file in it)")
-    parent = p.parent
+    if p.exists() and p.is_dir() != folder:
+        what, fix = ("a folder", "name a file in it") if p.is_dir() else ("a file", "name a folder")
+        raise CaseError(path, None, f"{option} names {what} ({fix})")
+    parent = p if p.is_dir() else p.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise CaseError(path, None, f"-o: cannot write in {parent} (choose a writable folder)")
+        raise CaseError(
+            path, None, f"{option}: cannot write in {parent} (choose a writable folder)"
+        )

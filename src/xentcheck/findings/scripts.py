@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from xentcheck.findings.instances import CaseSources, rebuild
+from xentcheck.harness.cache import ResultCache, script_key, script_writer_key
 from xentcheck.harness.results import framework_specs
 
 Row = dict[str, Any]
@@ -88,15 +89,59 @@ def write_in_child(
 
 
 def write_all(
-    jobs: Mapping[str, Sequence[tuple[Row, str]]], headers: Sequence[Row]
+    jobs: Mapping[str, Sequence[tuple[Row, str]]],
+    headers: Sequence[Row],
+    cache: ResultCache | None = None,
 ) -> dict[str, list[Written]]:
     """The scripts of every framework's jobs: framework -> one (script, note) per job,
     each framework's written by a child interpreter of its own, one child per CPU at a
-    time (a child is mostly its framework's import)."""
-    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    time (a child is mostly its framework's import).
+
+    With a ``cache``, a job whose script is stored under its key
+    (:func:`~xentcheck.harness.cache.script_key`) takes it from there, a framework whose
+    every script is stored starts no child, and each script written is stored.
+    """
+    keys = _keys(jobs, headers) if cache is not None else {}
+    out: dict[str, list[Written]] = {}
+    todo: dict[str, list[int]] = {}
+    for fw, fw_jobs in jobs.items():
+        stored = (
+            [cache.get_script(k) for k in keys[fw]] if cache is not None else [None] * len(fw_jobs)
+        )
+        out[fw] = [(text, None) for text in stored]
+        missing = [n for n, text in enumerate(stored) if text is None]
+        if missing:
+            todo[fw] = missing
+    workers = max(1, min(len(todo), os.cpu_count() or 1))
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        done = {fw: pool.submit(write_in_child, fw, jobs[fw], headers) for fw in jobs}
-        return {fw: future.result() for fw, future in done.items()}
+        done = {
+            fw: pool.submit(write_in_child, fw, [jobs[fw][n] for n in missing], headers)
+            for fw, missing in todo.items()
+        }
+        for fw, future in done.items():
+            for n, (text, note) in zip(todo[fw], future.result(), strict=True):
+                out[fw][n] = (text, note)
+                if cache is not None and text is not None:
+                    cache.put_script(keys[fw][n], text)
+    return out
+
+
+def _keys(
+    jobs: Mapping[str, Sequence[tuple[Row, str]]], headers: Sequence[Row]
+) -> dict[str, list[str]]:
+    """The cache key of every job (:func:`~xentcheck.harness.cache.script_key`)."""
+    specs = framework_specs(headers)
+    sources = CaseSources(headers)
+    keys: dict[str, list[str]] = {}
+    for fw, fw_jobs in jobs.items():
+        writer = script_writer_key(specs.get(fw, fw))
+        keys[fw] = [
+            script_key(
+                writer, row, title, sources.text(str((row.get("source") or {}).get("file") or ""))
+            )
+            for row, title in fw_jobs
+        ]
+    return keys
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,14 @@ rows get the current ones (an edit above a case moves its line, not its results)
 Timings (``elapsed_s``, ``compile_s``) of reused rows are those of the run that computed
 them. Rows of an instance that crashed or timed out are never stored.
 
-Entries are files under ``<cache dir>/results/``, written to a temporary file and renamed
+The findings' scripts are kept too (``<cache dir>/scripts/``), so a report of unchanged
+results writes none anew: a script's key (:func:`script_key`) is what writes it (the source
+closure of :data:`SCRIPTS` and of the adapter, the versions of what they import, Python,
+the CPU, the steering environment variables), its example row but for the timings, its
+title and the text of its case file. Only written scripts are kept; a note in place of a
+script (the adapter does not load here, say) is looked for again next time.
+
+Entries are files under ``<cache dir>/results/`` (and ``scripts/``), written to a temporary file and renamed
 into place (:func:`atomic_write`), so concurrent runs never see half an entry; each
 carries the SHA-256 of its payload, and an entry that does not parse or match is ignored
 and recomputed.
@@ -37,6 +44,7 @@ and recomputed.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import functools
 import hashlib
@@ -71,6 +79,14 @@ COMPILE_CACHE_ENV = "XENTCHECK_COMPILE_CACHE"
 KNOWN = "xentcheck.known"
 #: the module every row goes through
 WORKER = "xentcheck.harness.worker"
+#: the module that writes the findings' scripts (in a child interpreter per framework)
+SCRIPTS = "xentcheck.findings.scripts"
+#: a row's fields that time the run rather than say what it computed: not in a script's key
+TIMINGS = frozenset({"elapsed_s", "compile_s"})
+#: the cache folder when neither an option nor $XENTCHECK_CACHE_DIR names one
+DEFAULT_CACHE_DIR = ".xentcheck-cache"
+#: the environment variable naming the cache folder (tox sets it)
+CACHE_ENV = "XENTCHECK_CACHE_DIR"
 #: statuses whose rows say more about the run (a crash, a hang) than about the instance
 NOT_STORED = frozenset({"crash", "timeout"})
 
@@ -315,13 +331,18 @@ def known_modules(framework: str) -> list[str]:
                      if f.stem != "__init__")]  # fmt: skip
 
 
-def framework_parts(framework: str, device: str) -> dict[str, Any]:
+def framework_parts(
+    framework: str, device: str, roots: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Everything but the instance that the rows of ``framework`` depend on (see the module
-    docstring); the framework key is its digest."""
+    docstring); the framework key is its digest. ``roots``: the modules whose source
+    closure counts (default: the worker, the adapter and the known differences)."""
     import xentcheck
     from xentcheck.adapters import REQUIRES
 
-    files, others = source_closure([WORKER, adapter_module(framework), *known_modules(framework)])
+    if roots is None:
+        roots = [WORKER, adapter_module(framework), *known_modules(framework)]
+    files, others = source_closure(roots)
     others.update(REQUIRES.get(framework, ()))
     return {
         "format": FORMAT,
@@ -343,6 +364,22 @@ def framework_key(framework: str, device: str, judged: dict[str, Any] | None = N
     known files, with their SHA-256, that judge the rows; the default run's when None)."""
     judged = judged or {"criterion": "ulp", "known_files": []}
     return _sha(framework_parts(framework, device), judged)
+
+
+@functools.cache
+def script_writer_key(framework: str) -> str:
+    """The digest of what writes the scripts of ``framework`` (a name or an adapter spec):
+    the source closure of :data:`SCRIPTS` and of the adapter module, the versions of what
+    they import, Python, the CPU and the environment variables that steer frameworks."""
+    return _sha("scripts", framework_parts(framework, "cpu", [SCRIPTS, adapter_module(framework)]))
+
+
+def script_key(writer_key: str, row: Row, title: str, case_text: str | None) -> str:
+    """The key of one finding's script: the writer (:func:`script_writer_key`), its example
+    row but for the run's timings (:data:`TIMINGS`), its title and the text of the case
+    file the row's instance is rebuilt from."""
+    kept = {k: v for k, v in row.items() if k not in TIMINGS}
+    return _sha("script", writer_key, kept, title, case_text)
 
 
 def _input_key(definition: Any) -> Any:
@@ -397,8 +434,30 @@ class Reuse:
     headers: dict[str, dict[str, Any]]
 
 
+def add_cache_options(parser: argparse.ArgumentParser, without: str) -> None:
+    """``--cache-dir DIR`` and ``--no-cache`` (``without``: what a command does without)."""
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="the cache of results, goldens, compiled programs and findings' scripts, reused "
+        f"by later commands (default: ${CACHE_ENV}, else {DEFAULT_CACHE_DIR} in the current folder)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help=f"{without}, and read and write nothing in the cache folder",
+    )
+
+
+def open_cache(folder: str | None) -> ResultCache:
+    """The cache in ``folder``, else in ``$XENTCHECK_CACHE_DIR``, else in
+    :data:`DEFAULT_CACHE_DIR` of the current folder."""
+    return ResultCache(folder or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)
+
+
 class ResultCache:
-    """Entries under ``root/results``; ``reused_rows``/``computed_rows`` of the last run.
+    """Entries under ``root/results`` (rows) and ``root/scripts`` (the findings' scripts);
+    ``reused_rows``/``computed_rows`` of the last run.
 
     An entry is two lines: a JSON head (format, key, payload SHA-256) and the JSON payload.
     """
@@ -418,12 +477,12 @@ class ResultCache:
         """Where the reference's goldens live (:class:`~xentcheck.harness.goldens.GoldenCache`)."""
         return self.root / "goldens"
 
-    def _path(self, key: str) -> Path:
-        return self.root / "results" / key[:2] / f"{key}.json"
+    def _path(self, key: str, folder: str = "results") -> Path:
+        return self.root / folder / key[:2] / f"{key}.json"
 
-    def _read(self, key: str) -> Any:
+    def _read(self, key: str, folder: str = "results") -> Any:
         try:
-            head, _, payload = self._path(key).read_bytes().partition(b"\n")
+            head, _, payload = self._path(key, folder).read_bytes().partition(b"\n")
             meta = json.loads(head)
             if (meta.get("format") != FORMAT or meta.get("key") != key
                     or meta.get("sha256") != hashlib.sha256(payload).hexdigest()):  # fmt: skip
@@ -432,11 +491,11 @@ class ResultCache:
         except (OSError, ValueError, AttributeError):
             return None
 
-    def _write(self, key: str, value: Any) -> None:
+    def _write(self, key: str, value: Any, folder: str = "results") -> None:
         payload = json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
         head = json.dumps({"format": FORMAT, "key": key,
                            "sha256": hashlib.sha256(payload).hexdigest()}).encode()  # fmt: skip
-        atomic_write(self._path(key), lambda f: f.write(head + b"\n" + payload))
+        atomic_write(self._path(key, folder), lambda f: f.write(head + b"\n" + payload))
 
     def get(self, fw_key: str, inst_key: str) -> tuple[list[Row], dict[str, Any]] | None:
         """(rows, stats) stored for this framework and instance, or None."""
@@ -452,6 +511,18 @@ class ResultCache:
             return False
         self._write(_sha("rows", fw_key, inst_key), {"rows": rows, "stats": stats})
         return True
+
+    def get_script(self, key: str) -> str | None:
+        """The finding's script stored under ``key`` (:func:`script_key`), or None."""
+        found = self._read(key, "scripts")
+        return (
+            found.get("script")
+            if isinstance(found, dict) and isinstance(found.get("script"), str)
+            else None
+        )
+
+    def put_script(self, key: str, script: str) -> None:
+        self._write(key, {"script": script}, "scripts")
 
     def get_header(self, fw_key: str) -> dict[str, Any] | None:
         """The run header a worker of this framework wrote (versions, devices, APIs)."""

@@ -57,6 +57,7 @@ def build_report(
     readme: str | None = None,
     known: Sequence[Any] = (),
     findings: Sequence[str] = (),
+    cache: Any = None,
 ) -> None:
     """Write the HTML report for ``results`` to ``output`` (and the Markdown table if asked).
 
@@ -73,6 +74,10 @@ def build_report(
     format (``.json``, ``.md``, ``.txt``), as ``xentcheck findings -o FILE`` writes them
     from the same results, so the main job groups them once. When they cannot be
     computed the page is written (saying why) and :class:`FindingsFailed` is raised.
+
+    ``cache``: a :class:`~xentcheck.harness.cache.ResultCache` that keeps the findings'
+    scripts, so a report of unchanged results writes none anew, and the run's goldens,
+    which the page's scripts look up before computing one (None: all made every time).
     """
     from xentcheck.harness.merge import read
     from xentcheck.report.model import wrap
@@ -82,7 +87,7 @@ def build_report(
     merged = wrap(read(results))
     base = wrap(read(baselines)) if baselines else None
     case_files = CaseFiles(merged.headers, [Path(p).resolve().parent for p in merged.files])
-    found, note = findings_of(merged, base, known)
+    found, note = findings_of(merged, base, known, cache)
     texts = {}
     if found is not None:  # rendered before the page, which may reshape the findings
         from xentcheck.findings.command import output_format, rendered
@@ -95,6 +100,7 @@ def build_report(
         case_files,
         findings=found,
         findings_note=note,
+        goldens=_goldens(cache),
     )
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -208,3 +214,13 @@ def update_readme(path: Path, table: str) -> None:
     path.write_text(
         _BLOCK.sub(lambda _: f"{README_BEGIN}\n{table}{README_END}", text), encoding="utf-8"
     )
+
+
+def _goldens(cache: Any) -> Any:
+    """The golden cache of ``cache`` (a :class:`~xentcheck.harness.cache.ResultCache`), where
+    the run keeps its goldens (None: compute each)."""
+    if cache is None:
+        return None
+    from xentcheck.harness.goldens import GoldenCache
+
+    return GoldenCache(cache.goldens_dir)

@@ -244,8 +244,11 @@ def _per_label(headers: list[Row], rows: list[Row]) -> dict[str, tuple[list[Row]
     return out
 
 
-def _repro(rows: list[Row], headers: list[Row]) -> tuple[dict[str, Any] | None, str]:
-    """The reproduction-script bundle for ``rows`` (keys: their positions, as strings)."""
+def _repro(
+    rows: list[Row], headers: list[Row], goldens: Any = None
+) -> tuple[dict[str, Any] | None, str]:
+    """The reproduction-script bundle for ``rows`` (keys: their positions, as strings;
+    ``goldens``: the run's :class:`~xentcheck.harness.goldens.GoldenCache`)."""
     try:
         from xentcheck.report import repro
     except ImportError:
@@ -254,7 +257,7 @@ def _repro(rows: list[Row], headers: list[Row]) -> tuple[dict[str, Any] | None, 
     if bundle is None:
         return None, "the reproduction module has no bundle()"
     try:
-        out = bundle(rows, headers)
+        out = bundle(rows, headers, goldens=goldens)
         json.dumps(out)
     except Exception as exc:  # one bad case must not cost the whole report
         print(f"xentcheck: warning: reproduction scripts left out: {exc}", file=sys.stderr)
@@ -268,10 +271,13 @@ def _repro(rows: list[Row], headers: list[Row]) -> tuple[dict[str, Any] | None, 
 
 
 def findings_of(
-    merged: Merged, baseline: Merged | None = None, known: Sequence[Any] = ()
+    merged: Merged,
+    baseline: Merged | None = None,
+    known: Sequence[Any] = (),
+    cache: Any = None,
 ) -> tuple[list[Row] | None, str]:
-    """The findings of ``merged`` (against ``baseline``, with the user's ``known`` entries)
-    and a note: ``(None, why)`` when they could not be computed, so the page says so and
+    """The findings of ``merged`` (against ``baseline``, with the user's ``known`` entries,
+    their scripts kept in ``cache``: a :class:`~xentcheck.harness.cache.ResultCache`) and a note: ``(None, why)`` when they could not be computed, so the page says so and
     still shows the rows."""
     try:
         from xentcheck.findings import build
@@ -279,7 +285,9 @@ def findings_of(
         return None, "the findings package is not installed"
     base = (baseline.headers, baseline.rows) if baseline is not None else None
     try:
-        return list(build(merged.rows, merged.headers, baseline=base, known=tuple(known))), ""
+        return list(
+            build(merged.rows, merged.headers, baseline=base, known=tuple(known), cache=cache)
+        ), ""
     except Exception as exc:  # the rows are still worth a page
         print(f"xentcheck: warning: findings left out: {exc}", file=sys.stderr)
         return None, f"computing them failed: {type(exc).__name__}: {exc}"
@@ -349,12 +357,14 @@ def page_data(
     with_repro: bool = True,
     findings: Sequence[Row] | None = None,
     findings_note: str = "",
+    goldens: Any = None,
 ) -> dict[str, Any]:
     """The JSON the page draws from (see the module docstring).
 
     ``findings`` (from :func:`findings_of`) head the page; None (with ``findings_note``
     saying why) when there are none to show. ULP errors are :func:`~xentcheck.findings.group.shown_ulp`'s:
-    none where a golden is 0 (``cols.z`` lists those rows).
+    none where a golden is 0 (``cols.z`` lists those rows). ``goldens``: the run's
+    :class:`~xentcheck.harness.goldens.GoldenCache`, for the reproduction scripts.
     """
     rows, headers = merged.rows, merged.headers
     cols = {
@@ -457,7 +467,7 @@ def page_data(
             inputs_by_inst[code] = summaries.get(name)
     repro, repro_note = (None, "left out") if not with_repro else (None, "")
     if with_repro and detail_rows:
-        bundle, repro_note = _repro([r for _, r in detail_rows], headers)
+        bundle, repro_note = _repro([r for _, r in detail_rows], headers, goldens)
         if bundle is not None:  # keys are positions in detail_rows: map them to detail indices
             positions = [d for d, _ in detail_rows]
             bundle["rows"] = {

@@ -31,6 +31,7 @@ from typing import Any
 
 from xentcheck import __version__
 from xentcheck.adapters import FRAMEWORKS
+from xentcheck.harness.goldens import GoldenCache
 from xentcheck.report.repro_inputs import CaseSources, Prepared, prepare
 from xentcheck.report.repro_source import standalone_module
 
@@ -206,11 +207,13 @@ def _unavailable(row: Row, reason: str) -> str:
 class _Builder:
     """Parts shared between rows, made once each."""
 
-    def __init__(self, headers: Sequence[Row]) -> None:
+    def __init__(self, headers: Sequence[Row], goldens: GoldenCache | None = None) -> None:
         self.headers = headers
+        self.goldens = goldens
         self.sources = CaseSources(headers)
         self.parts: dict[str, str] = {}
         self.prepared: dict[tuple[str, str, str], Prepared | str] = {}
+        self.api_lines: dict[tuple[str, str], tuple[int, str] | None] = {}
 
     def _part(self, key: str, make) -> str:
         if key not in self.parts:
@@ -227,7 +230,9 @@ class _Builder:
         if key not in self.prepared:
             inst = self.sources.instance(row)
             try:
-                self.prepared[key] = inst if isinstance(inst, str) else prepare(inst, dtype, key[0])
+                self.prepared[key] = (
+                    inst if isinstance(inst, str) else prepare(inst, dtype, key[0], self.goldens)
+                )
             except Exception as exc:  # a script that cannot be made never fails the report
                 self.prepared[key] = f"rebuilding its inputs failed ({type(exc).__name__}: {exc})"
         prep = self.prepared[key]
@@ -239,7 +244,10 @@ class _Builder:
             return [head, _unavailable(row, f"its adapter code cannot be copied ({exc})")]
         runtime = self._part("runtime", _runtime_source)
         inputs = self._part(f"inputs:{key[1]}@{dtype}", lambda: prep.text)
-        where = _api_line(self.parts[fw_key], str(row.get("api")))
+        api = (fw_key, str(row.get("api")))
+        if api not in self.api_lines:
+            self.api_lines[api] = _api_line(self.parts[fw_key], api[1])
+        where = self.api_lines[api]
         if where is not None:
             before = sum(self.parts[k].count("\n") for k in (head, runtime, inputs))
             where = (before + where[0], where[1])
@@ -261,7 +269,10 @@ def _api_line(adapter: str, api: str) -> tuple[int, str] | None:
 
 
 def bundle(
-    rows: list[Row], headers: list[Row], statuses: Sequence[str] = SCRIPTED
+    rows: list[Row],
+    headers: list[Row],
+    statuses: Sequence[str] = SCRIPTED,
+    goldens: GoldenCache | None = None,
 ) -> dict[str, Any]:
     """Scripts of every row that needs one, as shared parts and per-row lists.
 
@@ -269,8 +280,9 @@ def bundle(
     where ``row_id`` is the row's index in ``rows`` (as a string); a row's script is its
     parts' texts in order, followed by its call text. ``statuses`` narrows the rows that
     get one (``("mismatch", "nonfinite", "error")``: the unexplained ones only).
+    ``goldens``: the run's golden cache, looked up before a golden is computed.
     """
-    b = _Builder(headers)
+    b = _Builder(headers, goldens)
     out_rows = {str(i): b.row(r) for i, r in enumerate(rows) if needs_script(r, statuses)}
     return {"parts": b.parts, "rows": out_rows}
 

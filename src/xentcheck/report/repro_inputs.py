@@ -27,6 +27,7 @@ import numpy as np
 from xentcheck.findings.instances import CaseSources  # noqa: F401  (moved; re-exported)
 from xentcheck.harness.cases import Instance
 from xentcheck.harness.generators import GENERATORS
+from xentcheck.harness.goldens import GoldenCache
 from xentcheck.harness.worker import golden_for, rounded_inputs
 from xentcheck.reference import LOSSES, differentiable_inputs, is_probability_target
 from xentcheck.report.repro_source import copied_functions
@@ -49,15 +50,18 @@ class Prepared:
     embedded: dict[str, bool] = field(default_factory=dict)  # input -> written out
 
 
-def prepare(instance: Instance, dtype: str, source: str | None = None) -> Prepared:
+def prepare(
+    instance: Instance, dtype: str, source: str | None = None, goldens: GoldenCache | None = None
+) -> Prepared:
     """The inputs part of ``instance`` at ``dtype`` (inputs and, when small, the golden).
 
-    ``source``: the case file's path as the results name it (for the script's comment).
+    ``source``: the case file's path as the results name it (for the script's comment);
+    ``goldens``: where the run kept its goldens (looked up before computing one).
     """
     raw = instance.inputs()
     with np.errstate(all="ignore"):  # the worker rounds (and overflows) the same way
         inputs = rounded_inputs(instance, raw, dtype)
-        golden, rejected = golden_for(instance, inputs)
+        golden, rejected = golden_for(instance, inputs, goldens)
     spec = LOSSES[instance.loss]
     probability_target = is_probability_target(spec, raw)
     lines: list[str] = []

@@ -13,6 +13,7 @@ script carries the code that produced the report, not a second hand-written vers
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import importlib.util
 from dataclasses import dataclass, field
@@ -35,7 +36,10 @@ class _Module:
     binds: dict[str, ast.stmt] = field(default_factory=dict)
 
     @classmethod
+    @functools.cache
     def load(cls, name: str) -> _Module:
+        """The parsed module (once per process: every framework's script shares it; read
+        only after loading)."""
         src = _read_source(name)
         m = cls(name, src.splitlines(), ast.parse(src))
         for stmt in m.tree.body:
