@@ -1,6 +1,7 @@
 """The findings' script cache: a second ``findings`` (or ``report``) over unchanged results
 writes no script anew and starts no child, gives the same findings byte for byte, and
 each part of a script's key, changed alone, has the scripts it affects written again.
+The page's own scripts look up the run's goldens and store none.
 
 The adapter (``npscript``, written to the test's folder) is a NumPy sigmoid that is off by
 a relative 1e-3, so every row is a finding, with a ``snippet``; each snippet it writes
@@ -18,6 +19,9 @@ import pytest
 
 from xentcheck.cli import main
 from xentcheck.harness import cache as cache_mod
+from xentcheck.harness.goldens import GoldenCache
+from xentcheck.harness.results import read_runs
+from xentcheck.report.repro import bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,10 +115,11 @@ class Project:
         path = [str(self.root), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
         monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in path if p))
 
-    def run(self) -> None:
+    def run(self, *cache: str) -> None:
+        """Run the cases (``cache``: the options; default ``--no-cache``)."""
         assert main(["run", "--adapter", "npscript:FRAMEWORK", "--cases", str(self.cases),
                      "--out", str(self.results), "--quiet", "--fail-on", "never", "--jobs", "1",
-                     "--no-cache"]) == 0  # fmt: skip
+                     *(cache or ["--no-cache"])]) == 0  # fmt: skip
 
     def findings(self, *extra: str) -> tuple[list[dict], int]:
         """(findings, scripts written by a child) of one ``xentcheck findings``."""
@@ -203,6 +208,22 @@ def test_changing_one_part_of_a_scripts_key_writes_exactly_the_scripts_it_affect
     assert written == (len(warm) if again is None else again)
     if again == 0:  # the cached scripts are the ones written before
         assert [f["repro"] for f in warm] == [f["repro"] for f in cold]
+
+
+def test_the_pages_scripts_read_the_runs_goldens_and_store_none(project):
+    project.run("--cache-dir", str(project.cache))
+    goldens = project.cache / "goldens"
+    stored = sorted(goldens.rglob("*.npz"))
+    assert stored
+    headers, rows = read_runs([project.results])
+    cached = GoldenCache(goldens, write=False)
+    assert bundle(rows, headers, goldens=cached) == bundle(rows, headers)
+    assert cached.hits > 0 and cached.misses == 0
+    for path in stored:
+        path.unlink()  # a golden the run did not keep is computed, and not stored
+    none = GoldenCache(goldens, write=False)
+    assert bundle(rows, headers, goldens=none) == bundle(rows, headers)
+    assert none.misses > 0 and not list(goldens.rglob("*.npz"))
 
 
 def test_what_writes_a_script_is_in_its_key():

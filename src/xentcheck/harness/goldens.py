@@ -39,11 +39,15 @@ class GoldenCache:
     """Goldens (or the reference's rejection message) stored as ``.npz`` files in ``root``.
 
     ``hits``/``misses`` count lookups; a damaged entry counts as a miss and is rewritten.
+    ``write=False`` only reads: :meth:`put` stores nothing (the report looks up the run's
+    goldens without filling a cache with the ones it had to compute).
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, write: bool = True) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.write = write
+        if write:
+            self.root.mkdir(parents=True, exist_ok=True)
         self.hits = 0
         self.misses = 0
 
@@ -68,6 +72,8 @@ class GoldenCache:
 
     def put(self, key: str, golden: Golden | None, error: str | None) -> None:
         """Store an entry atomically (temporary file, then ``os.replace``)."""
+        if not self.write:
+            return
         arrays: dict[str, np.ndarray] = {}
         if golden is None:
             arrays["error"] = np.asarray(error or "")

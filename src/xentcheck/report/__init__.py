@@ -217,10 +217,10 @@ def update_readme(path: Path, table: str) -> None:
 
 
 def _goldens(cache: Any) -> Any:
-    """The golden cache of ``cache`` (a :class:`~xentcheck.harness.cache.ResultCache`), where
-    the run keeps its goldens (None: compute each)."""
-    if cache is None:
+    """The goldens the run kept in ``cache`` (a :class:`~xentcheck.harness.cache.ResultCache`),
+    read only: a golden not there is computed and not stored (None: compute each)."""
+    if cache is None or not cache.goldens_dir.is_dir():
         return None
     from xentcheck.harness.goldens import GoldenCache
 
-    return GoldenCache(cache.goldens_dir)
+    return GoldenCache(cache.goldens_dir, write=False)
