@@ -99,6 +99,8 @@ cases:
 
 
 class Project:
+    """The adapter, the case files, the results and the cache folder of one test."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.cases = root / "cases"

@@ -36,10 +36,10 @@ the CPU, the steering environment variables), its example row but for the timing
 title and the text of its case file. Only written scripts are kept; a note in place of a
 script (the adapter does not load here, say) is looked for again next time.
 
-Entries are files under ``<cache dir>/results/`` (and ``scripts/``), written to a temporary file and renamed
-into place (:func:`atomic_write`), so concurrent runs never see half an entry; each
-carries the SHA-256 of its payload, and an entry that does not parse or match is ignored
-and recomputed.
+Entries are files under ``<cache dir>/results/`` (and ``scripts/``), written to a
+temporary file and renamed into place (:func:`atomic_write`), so concurrent runs never see
+half an entry; each carries the SHA-256 of its payload, and an entry that does not parse
+or match is ignored and recomputed.
 """
 
 from __future__ import annotations
