@@ -267,12 +267,11 @@ def _fuzz_parser(sub: Any) -> None:
 def open_cache_option(args: argparse.Namespace):
     """The :class:`~xentcheck.harness.cache.ResultCache` the options name (None: --no-cache);
     a folder that cannot be made is a usage error."""
-    if args.no_cache:
-        return None
     from xentcheck.harness.cache import open_cache
 
-    cache = open_cache(args.cache_dir)
-    check_output(cache.root, "--cache-dir", folder=True)
+    cache = open_cache(args)
+    if cache is not None:
+        check_output(cache.root, "--cache-dir", folder=True)
     return cache
 
 

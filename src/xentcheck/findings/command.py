@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         outputs = {path: output_format(path, args.format) for path in args.output}
         for path in outputs:
             check_output(path)
-        cache = None if args.no_cache else open_cache(args.cache_dir)
+        cache = open_cache(args)
         if cache is not None:
             check_output(str(cache.root), "--cache-dir", folder=True)
         headers, rows = read_runs(args.results)

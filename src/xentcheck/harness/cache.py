@@ -449,10 +449,13 @@ def add_cache_options(parser: argparse.ArgumentParser, without: str) -> None:
     )
 
 
-def open_cache(folder: str | None) -> ResultCache:
-    """The cache in ``folder``, else in ``$XENTCHECK_CACHE_DIR``, else in
-    :data:`DEFAULT_CACHE_DIR` of the current folder."""
-    return ResultCache(folder or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)
+def open_cache(args: argparse.Namespace) -> ResultCache | None:
+    """The cache the options of :func:`add_cache_options` name: None under ``--no-cache``,
+    else the one in ``--cache-dir``, else in ``$XENTCHECK_CACHE_DIR``, else in
+    :data:`DEFAULT_CACHE_DIR` of the current folder (the caller checks it can be written)."""
+    if args.no_cache:
+        return None
+    return ResultCache(args.cache_dir or os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR)
 
 
 class ResultCache:

@@ -277,8 +277,9 @@ def findings_of(
     cache: Any = None,
 ) -> tuple[list[Row] | None, str]:
     """The findings of ``merged`` (against ``baseline``, with the user's ``known`` entries,
-    their scripts kept in ``cache``: a :class:`~xentcheck.harness.cache.ResultCache`) and a note: ``(None, why)`` when they could not be computed, so the page says so and
-    still shows the rows."""
+    their scripts kept in ``cache``: a :class:`~xentcheck.harness.cache.ResultCache`) and a
+    note: ``(None, why)`` when they could not be computed, so the page says so and still
+    shows the rows."""
     try:
         from xentcheck.findings import build
     except ImportError:
